@@ -1,0 +1,1 @@
+//! A fake Leapcraft server (work in progress).
