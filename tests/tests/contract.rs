@@ -199,7 +199,9 @@ fn every_example_in_the_spec_round_trips_through_its_generated_type() {
     // Every operation of the docs has a sample response: one case each at least.
     for known in KNOWN_OPERATIONS {
         assert!(
-            cases.iter().any(|c| c.starts_with(&format!("{known} 200 "))),
+            cases
+                .iter()
+                .any(|c| c.starts_with(&format!("{known} 200 "))),
             "{known} has no 200 example in the spec; cases: {cases:#?}"
         );
     }

@@ -442,7 +442,11 @@ async fn error_statuses_decode_into_the_error_type() {
                     .json_body(json!({"message": "nope", "code": status}));
             })
             .await;
-        let result = authed(&server).get_device().physical_id("gone").send().await;
+        let result = authed(&server)
+            .get_device()
+            .physical_id("gone")
+            .send()
+            .await;
         mock.assert_async().await;
         match result {
             Err(Error::ErrorResponse(response)) => {
