@@ -1,0 +1,123 @@
+//! `leapcraft-fake`: runs the fake Leapcraft API standalone until Ctrl-C.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use leapcraft_fake::{FakeServer, FaultKind, NotificationLimitPolicy};
+
+/// A fake Leapcraft Client API server on 127.0.0.1, for offline development and tests.
+#[derive(Debug, Parser)]
+#[command(name = "leapcraft-fake", version, about)]
+struct Args {
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Number of devices.
+    #[arg(long, default_value_t = 25)]
+    devices: usize,
+    /// Devices per topology (gateway included).
+    #[arg(long, default_value_t = 8)]
+    devices_per_gateway: usize,
+    /// Number of notifications at start (default: 3 per device, at most 10,000).
+    #[arg(long)]
+    notifications: Option<usize>,
+    /// Number of things.
+    #[arg(long, default_value_t = 14)]
+    things: usize,
+    /// Probability (0.0 to 1.0) that a request fails with an injected fault.
+    #[arg(long, default_value_t = 0.0)]
+    fault_rate: f64,
+    /// Faults to inject, comma-separated: 429, 503, 500 (HTML), drop, truncate.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "429,503,500,drop,truncate"
+    )]
+    faults: Vec<FaultKind>,
+    /// Inject faults into the token exchange too.
+    #[arg(long)]
+    fault_token_exchange: bool,
+    /// Latency added to each request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Tokens expire after this many requests.
+    #[arg(long)]
+    token_max_uses: Option<u64>,
+    /// Tokens expire this many seconds after they were issued.
+    #[arg(long)]
+    token_ttl_secs: Option<u64>,
+    /// A valid API key (repeatable). Default: demo-key.
+    #[arg(long = "key")]
+    keys: Vec<String>,
+    /// Seed of the dataset and of the fault generator.
+    #[arg(long, default_value_t = leapcraft_fake::DEFAULT_SEED)]
+    seed: u64,
+    /// Serve at most 50 notifications for `limit` above 50, instead of answering 400.
+    #[arg(long)]
+    clamp_notification_limit: bool,
+    /// Every this many seconds, new latest readings and a new notification appear (0: never).
+    #[arg(long, default_value_t = 0)]
+    live_secs: u64,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let mut builder = FakeServer::builder()
+        .host(args.host)
+        .port(args.port)
+        .seed(args.seed)
+        .devices(args.devices)
+        .devices_per_gateway(args.devices_per_gateway)
+        .things(args.things)
+        .fault_rate(args.fault_rate)
+        .fault_kinds(args.faults)
+        .fault_token_exchange(args.fault_token_exchange)
+        .latency(Duration::from_millis(args.latency_ms));
+    if let Some(n) = args.notifications {
+        builder = builder.notifications(n);
+    }
+    if let Some(n) = args.token_max_uses {
+        builder = builder.token_max_uses(n);
+    }
+    if let Some(s) = args.token_ttl_secs {
+        builder = builder.token_ttl(Duration::from_secs(s));
+    }
+    for key in args.keys {
+        builder = builder.valid_key(key);
+    }
+    if args.clamp_notification_limit {
+        builder = builder.notification_limit_policy(NotificationLimitPolicy::Clamp);
+    }
+    if args.live_secs > 0 {
+        builder = builder.live(Duration::from_secs(args.live_secs));
+    }
+    let fake = builder.start().await?;
+    println!("Leapcraft fake API: {}", fake.base_url());
+    println!("API key: {}", fake.api_key());
+    println!(
+        "export LEAPCRAFT_BASE_URL={} LEAPCRAFT_API_KEY={}",
+        fake.base_url(),
+        fake.api_key()
+    );
+    tokio::signal::ctrl_c().await?;
+    let counters = fake.counters();
+    fake.shutdown().await;
+    eprintln!(
+        "served {} requests, {} token exchanges, {} faults",
+        counters.requests.total(),
+        counters.token_exchanges,
+        counters.faults.total()
+    );
+    Ok(())
+}

@@ -1,0 +1,571 @@
+//! The HTTP surface: the router, the per-request gate (counting, latency, faults,
+//! authentication) and one handler per operation, with the spec's parameters and errors.
+//!
+//! Parameter rules (all violations are `400` with a JSON `{"message": ...}` body):
+//! - `GET /devices`: `limit` is `-1` (everything, `page` then ignored) or at least 1
+//!   (default 100); `page` is at least 1 (default 1). A page past the end is `[]`.
+//! - `GET /notifications`: `limit` is 1 to 50 (default 20); above 50 is a `400` by default,
+//!   as the spec declares `maximum: 50` and a validating server rejects rather than guesses
+//!   ([`NotificationLimitPolicy::Clamp`] serves 50 instead). `offset` is at least 0 (default
+//!   0). Newest first. `physical_id` filters; an unknown one gives `[]`.
+//! - `GET /things`: `limit` is `-1` (all) or at least 1 (default 10).
+//! - `GET /telemetry/{id}`: `type` is `latest` or `averages`; averages need `resolution`
+//!   (`daily`, `weekly`, `monthly`), `from` and `to` with `from < to`.
+//! - Integers must be plain decimal integers. Unknown devices and topologies are `404`.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::Notify;
+
+use crate::auth::TokenStore;
+use crate::counters::{Counters, Operation};
+use crate::dataset::{Dataset, LATEST_EPOCH_SECS, Notification, READING_INTERVAL_SECS, Resolution};
+use crate::faults::{FaultInjector, FaultKind};
+use crate::timefmt::{from_unix, parse_timestamp, seconds_z};
+
+/// What `GET /notifications` does with `limit` above 50.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NotificationLimitPolicy {
+    /// Answer `400` (the default): the spec declares `maximum: 50`.
+    #[default]
+    Reject,
+    /// Serve at most 50, as a lenient server would.
+    Clamp,
+}
+
+/// Responses with more items than this are streamed in chunks rather than built in one buffer.
+const STREAM_THRESHOLD: usize = 2_000;
+const CHUNK: usize = 250;
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    pub(crate) dataset: Dataset,
+    pub(crate) tokens: TokenStore,
+    pub(crate) faults: FaultInjector,
+    pub(crate) counters: Counters,
+    pub(crate) latency_nanos: AtomicU64,
+    pub(crate) tick: AtomicU64,
+    pub(crate) notifications: RwLock<Vec<Notification>>,
+    pub(crate) pushed: AtomicU64,
+    pub(crate) notification_limit: NotificationLimitPolicy,
+}
+
+impl AppState {
+    pub(crate) fn push_notification(
+        &self,
+        physical_id: Option<String>,
+        category: &str,
+        message: &str,
+    ) -> Notification {
+        let mut list = self
+            .notifications
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let last = list.last();
+        let id = last.map_or(4001, |n| n.id + 1);
+        let last_secs = last
+            .and_then(|n| parse_timestamp(&n.created_at))
+            .map_or(0, |t| t.timestamp());
+        let now =
+            LATEST_EPOCH_SECS + self.tick.load(Ordering::Relaxed) as i64 * READING_INTERVAL_SECS;
+        let n = Notification {
+            id,
+            physical_id,
+            category: Some(category.to_string()),
+            message: Some(message.to_string()),
+            created_at: seconds_z(from_unix(now.max(last_secs + 1))),
+        };
+        list.push(n.clone());
+        self.pushed.fetch_add(1, Ordering::Relaxed);
+        n
+    }
+}
+
+/// Inserted in each request by the connection loop: notifying it closes the connection at
+/// once, without a response.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnAbort(pub(crate) Arc<Notify>);
+
+/// An error response: a status and a JSON `{"message": ...}` body.
+#[derive(Debug)]
+pub(crate) struct ApiError(StatusCode, String);
+
+impl ApiError {
+    fn bad_request(msg: impl Into<String>) -> Self {
+        ApiError(StatusCode::BAD_REQUEST, msg.into())
+    }
+    fn not_found(msg: impl Into<String>) -> Self {
+        ApiError(StatusCode::NOT_FOUND, msg.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        json_error(self.0, &self.1)
+    }
+}
+
+fn json_error(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::to_vec(&json!({ "message": message })).unwrap_or_default();
+    (
+        status,
+        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
+    )
+        .into_response()
+}
+
+fn json_response<T: Serialize>(value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => (
+            [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            body,
+        )
+            .into_response(),
+        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+fn array_chunk<T: Serialize>(n: usize, chunk: usize, item: &impl Fn(usize) -> T) -> Bytes {
+    let (start, end) = (chunk * CHUNK, ((chunk + 1) * CHUNK).min(n));
+    let mut buf = Vec::with_capacity((end - start) * 200 + 2);
+    if chunk == 0 {
+        buf.push(b'[');
+    }
+    for k in start..end {
+        if k > 0 {
+            buf.push(b',');
+        }
+        // Serialising our own plain structs into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut buf, &item(k));
+    }
+    if end == n {
+        buf.push(b']');
+    }
+    Bytes::from(buf)
+}
+
+/// A JSON array of `n` items made by `item(0..n)`: built at once when small, streamed in
+/// chunks (generated as the client reads) when large, so huge lists cost little memory.
+fn array_response<T, F>(n: usize, item: F) -> Response
+where
+    T: Serialize,
+    F: Fn(usize) -> T + Send + Sync + 'static,
+{
+    let chunks = n.div_ceil(CHUNK).max(1);
+    let body = if n <= STREAM_THRESHOLD {
+        let mut buf = Vec::new();
+        for c in 0..chunks {
+            buf.extend_from_slice(&array_chunk(n, c, &item));
+        }
+        Body::from(buf)
+    } else {
+        let stream = futures::stream::iter(
+            (0..chunks).map(move |c| Ok::<_, Infallible>(array_chunk(n, c, &item))),
+        );
+        Body::from_stream(stream)
+    };
+    (
+        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
+    )
+        .into_response()
+}
+
+/// Decoded query parameters.
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(raw: Option<String>) -> Query {
+        Query(
+            raw.map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .into_owned()
+                    .collect()
+            })
+            .unwrap_or_default(),
+        )
+    }
+
+    fn str(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn int(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        match self.str(name) {
+            None => Ok(None),
+            Some(v) => v.parse::<i64>().map(Some).map_err(|_| {
+                ApiError::bad_request(format!("`{name}` must be an integer, got `{v}`"))
+            }),
+        }
+    }
+
+    fn required(&self, name: &str, why: &str) -> Result<&str, ApiError> {
+        self.str(name)
+            .ok_or_else(|| ApiError::bad_request(format!("`{name}` is required{why}")))
+    }
+}
+
+fn path_param(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    p.map(|Path(s)| s)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+/// Counts, delays, injects faults and authenticates, before the handler of `op` runs.
+async fn gate(
+    State((st, op)): State<(Arc<AppState>, Operation)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let _in_flight = st.counters.start(op);
+    let latency = Duration::from_nanos(st.latency_nanos.load(Ordering::Relaxed));
+    let deadline = tokio::time::Instant::now() + latency;
+    let fault = st.faults.decide(op == Operation::GetAccessToken);
+    if let Some(kind) = fault {
+        st.counters.fault(kind);
+        tracing::debug!(operation = %op, fault = %kind, "injecting fault");
+    }
+    let response = match fault {
+        Some(FaultKind::TooManyRequests) => {
+            let mut r = json_error(StatusCode::TOO_MANY_REQUESTS, "Too many requests");
+            r.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            r
+        }
+        Some(FaultKind::ServiceUnavailable) => json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service temporarily unavailable",
+        ),
+        Some(FaultKind::InternalErrorHtml) => html_500(),
+        Some(FaultKind::DroppedConnection) => {
+            tokio::time::sleep_until(deadline).await;
+            if let Some(abort) = req.extensions().get::<ConnAbort>() {
+                abort.0.notify_one();
+                // The connection task drops this future, and the connection, right away.
+                std::future::pending::<()>().await;
+            }
+            html_500()
+        }
+        None | Some(FaultKind::TruncatedBody) => {
+            let auth = if op == Operation::GetAccessToken {
+                Ok(())
+            } else {
+                st.tokens
+                    .authorize(req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes))
+            };
+            match auth {
+                Ok(()) => next.run(req).await,
+                Err(rejection) => json_error(StatusCode::UNAUTHORIZED, rejection.message()),
+            }
+        }
+    };
+    tokio::time::sleep_until(deadline).await;
+    st.counters.status(response.status().as_u16());
+    if fault == Some(FaultKind::TruncatedBody) {
+        truncate(response).await
+    } else {
+        response
+    }
+}
+
+fn html_500() -> Response {
+    let body = "<!DOCTYPE html>\n<html><head><title>500 Internal Server Error</title></head>\n<body><center><h1>500 Internal Server Error</h1></center><hr><center>nginx</center></body></html>\n";
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        [(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// Keeps the status and headers, announces the full `Content-Length`, sends half the body and
+/// then fails the body, which makes the server close the connection.
+async fn truncate(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let full = bytes.len().max(1);
+    let half = bytes.slice(..bytes.len() / 2);
+    parts
+        .headers
+        .insert(CONTENT_LENGTH, HeaderValue::from(full));
+    let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+        Ok(half),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "injected truncated body",
+        )),
+    ];
+    Response::from_parts(parts, Body::from_stream(futures::stream::iter(chunks)))
+}
+
+async fn get_access_token(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let is_json = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/json"));
+    let key = if is_json {
+        serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| {
+                v.get("api_key")
+                    .and_then(|k| k.as_str())
+                    .map(str::to_string)
+            })
+    } else {
+        url::form_urlencoded::parse(&body)
+            .find(|(k, _)| k == "api_key")
+            .map(|(_, v)| v.into_owned())
+    };
+    let key = key
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| ApiError::bad_request("`api_key` is required"))?;
+    match st.tokens.exchange(&key) {
+        Some(token) => {
+            st.counters.token_exchanged();
+            Ok(json_response(&json!({ "type": "bearer", "token": token })))
+        }
+        None => Err(ApiError(StatusCode::UNAUTHORIZED, "Invalid API key".into())),
+    }
+}
+
+async fn list_devices(
+    State(st): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let q = Query::parse(raw);
+    let limit = q.int("limit")?.unwrap_or(100);
+    let page = q.int("page")?.unwrap_or(1);
+    let n = st.dataset.device_count();
+    let (start, end) = if limit == -1 {
+        (0, n)
+    } else {
+        if limit < 1 {
+            return Err(ApiError::bad_request(format!(
+                "`limit` must be -1 or at least 1, got {limit}"
+            )));
+        }
+        if page < 1 {
+            return Err(ApiError::bad_request(format!(
+                "`page` must be at least 1 (the first page is 1), got {page}"
+            )));
+        }
+        let start = (page as u64 - 1).saturating_mul(limit as u64).min(n as u64) as usize;
+        (start, start.saturating_add(limit as usize).min(n))
+    };
+    Ok(array_response(end - start, move |k| {
+        st.dataset.device(start + k)
+    }))
+}
+
+async fn get_device(
+    State(st): State<Arc<AppState>>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = path_param(id)?;
+    let i = st
+        .dataset
+        .find_device(&id)
+        .ok_or_else(|| ApiError::not_found(format!("Device `{id}` not found")))?;
+    Ok(json_response(&st.dataset.device(i)))
+}
+
+async fn get_telemetry(
+    State(st): State<Arc<AppState>>,
+    id: Result<Path<String>, PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let id = path_param(id)?;
+    let q = Query::parse(raw);
+    let kind = q.required("type", "")?;
+    let averages = match kind {
+        "latest" => None,
+        "averages" => {
+            let why = " when `type=averages`";
+            let res = q.required("resolution", why)?;
+            let res = Resolution::parse(res).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "`resolution` must be daily, weekly or monthly, got `{res}`"
+                ))
+            })?;
+            let time = |name: &str| -> Result<_, ApiError> {
+                let v = q.required(name, why)?;
+                parse_timestamp(v).ok_or_else(|| {
+                    ApiError::bad_request(format!("`{name}` is not a timestamp: `{v}`"))
+                })
+            };
+            let (from, to) = (time("from")?, time("to")?);
+            if from >= to {
+                return Err(ApiError::bad_request("`from` must be before `to`"));
+            }
+            Some((res, from, to))
+        }
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "`type` must be latest or averages, got `{other}`"
+            )));
+        }
+    };
+    let i = st
+        .dataset
+        .find_device(&id)
+        .ok_or_else(|| ApiError::not_found(format!("Device `{id}` not found")))?;
+    match averages {
+        None => Ok(json_response(
+            &st.dataset.latest(i, st.tick.load(Ordering::Relaxed)),
+        )),
+        Some((res, from, to)) => st
+            .dataset
+            .averages(i, res, from, to)
+            .map(|r| json_response(&r))
+            .map_err(ApiError::bad_request),
+    }
+}
+
+async fn list_topologies(State(st): State<Arc<AppState>>) -> Response {
+    let n = st.dataset.topology_count();
+    // Each topology holds several devices: stream sooner than for flat lists.
+    let per = st.dataset.config().devices_per_gateway.max(1);
+    if n * per <= STREAM_THRESHOLD {
+        json_response(&(0..n).map(|k| st.dataset.topology(k)).collect::<Vec<_>>())
+    } else {
+        array_response(n, move |k| st.dataset.topology(k))
+    }
+}
+
+async fn get_topology(
+    State(st): State<Arc<AppState>>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = path_param(id)?;
+    let k = st
+        .dataset
+        .find_topology(&id)
+        .ok_or_else(|| ApiError::not_found(format!("Topology `{id}` not found")))?;
+    Ok(json_response(&st.dataset.topology_details(k)))
+}
+
+async fn list_notifications(
+    State(st): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let q = Query::parse(raw);
+    let mut limit = q.int("limit")?.unwrap_or(20);
+    let offset = q.int("offset")?.unwrap_or(0);
+    if limit > 50 && st.notification_limit == NotificationLimitPolicy::Clamp {
+        limit = 50;
+    }
+    if !(1..=50).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "`limit` must be between 1 and 50, got {limit}"
+        )));
+    }
+    if offset < 0 {
+        return Err(ApiError::bad_request(format!(
+            "`offset` must be at least 0, got {offset}"
+        )));
+    }
+    let device = q.str("physical_id");
+    let list = st.notifications.read().unwrap_or_else(|e| e.into_inner());
+    let page: Vec<&Notification> = list
+        .iter()
+        .rev()
+        .filter(|n| {
+            device.is_none_or(|d| {
+                n.physical_id
+                    .as_deref()
+                    .is_some_and(|p| p.eq_ignore_ascii_case(d))
+            })
+        })
+        .skip(offset as usize)
+        .take(limit as usize)
+        .collect();
+    Ok(json_response(&page))
+}
+
+async fn list_things(
+    State(st): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let q = Query::parse(raw);
+    let limit = q.int("limit")?.unwrap_or(10);
+    let n = match limit {
+        -1 => None,
+        l if l >= 1 => Some(l as usize),
+        l => {
+            return Err(ApiError::bad_request(format!(
+                "`limit` must be -1 or at least 1, got {l}"
+            )));
+        }
+    };
+    Ok(json_response(&st.dataset.things(n)))
+}
+
+async fn not_found() -> Response {
+    json_error(StatusCode::NOT_FOUND, "Not found")
+}
+
+/// The API router, every route under `/v1`.
+pub(crate) fn router(st: Arc<AppState>) -> Router {
+    let gated = |op: Operation, route: MethodRouter<Arc<AppState>>| {
+        route.layer(middleware::from_fn_with_state((st.clone(), op), gate))
+    };
+    let api = Router::new()
+        .route(
+            "/auth/client/token",
+            gated(Operation::GetAccessToken, post(get_access_token)),
+        )
+        .route("/devices", gated(Operation::ListDevices, get(list_devices)))
+        .route(
+            "/devices/{physical_id}",
+            gated(Operation::GetDevice, get(get_device)),
+        )
+        .route(
+            "/telemetry/{physical_id}",
+            gated(Operation::GetTelemetry, get(get_telemetry)),
+        )
+        .route(
+            "/topologies",
+            gated(Operation::ListTopologies, get(list_topologies)),
+        )
+        .route(
+            "/topologies/{topology_id}",
+            gated(Operation::GetTopology, get(get_topology)),
+        )
+        .route(
+            "/notifications",
+            gated(Operation::ListNotifications, get(list_notifications)),
+        )
+        .route("/things", gated(Operation::ListThings, get(list_things)));
+    Router::new()
+        .nest("/v1", api)
+        .fallback(not_found)
+        .with_state(st)
+}
