@@ -29,6 +29,6 @@ mod hooks;
 mod timestamp;
 
 pub use generated::*;
-pub use hooks::{Hooks, Transport};
+pub use hooks::{Hooks, Transport, TransportFuture};
 pub use progenitor_client::OperationInfo;
 pub use timestamp::{Timestamp, TimestampError};

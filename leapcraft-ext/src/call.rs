@@ -1,0 +1,138 @@
+//! What the transport learns about one call (attempts, final status, headers, body), handed
+//! back to the code that turns the generated client's result into ours.
+//!
+//! The generated client's error type drops most of this (an HTML 503 becomes a bare JSON
+//! error without its status), so the transport writes it to a task-local record that the
+//! calling method set up around the call.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::error::{Error, snippet};
+
+tokio::task_local! {
+    static RECORD: SharedRecord;
+}
+
+/// Response headers that carry a request id, in order of preference.
+const REQUEST_ID_HEADERS: [&str; 5] = [
+    "x-request-id",
+    "request-id",
+    "x-correlation-id",
+    "x-amzn-requestid",
+    "x-amz-request-id",
+];
+
+/// What one call learned; see the module docs.
+#[derive(Debug, Default)]
+pub(crate) struct CallRecord {
+    pub operation: &'static str,
+    pub attempts: u32,
+    pub status: Option<StatusCode>,
+    pub request_id: Option<String>,
+    pub retry_after: Option<Duration>,
+    pub body: Bytes,
+    /// The token exchange was refused: a 401 means a bad key, not an expired token.
+    pub key_rejected: bool,
+    /// A successful body is a secret (the token exchange's): never quote it, nor what a
+    /// decoder said of it.
+    pub secret_body: bool,
+    /// A failure the transport already translated (a failed token exchange).
+    pub failure: Option<Error>,
+    /// Strings to redact from anything quoted in an error.
+    secrets: Vec<SecretString>,
+}
+
+impl CallRecord {
+    /// A record for `operation`; `secrets` are redacted from anything it quotes.
+    pub fn new(operation: &'static str, secrets: Vec<SecretString>) -> Self {
+        Self {
+            operation,
+            secret_body: operation == crate::transport::TOKEN_EXCHANGE,
+            secrets,
+            ..Self::default()
+        }
+    }
+
+    /// Notes the final response of the call.
+    pub fn set_response(&mut self, status: StatusCode, headers: &HeaderMap, body: &Bytes) {
+        self.status = Some(status);
+        self.request_id = REQUEST_ID_HEADERS
+            .iter()
+            .find_map(|name| headers.get(*name)?.to_str().ok())
+            .map(|id| id.chars().take(128).collect());
+        self.retry_after = crate::retry::retry_after(headers);
+        self.body = if status.is_success() {
+            Bytes::new()
+        } else {
+            body.clone()
+        };
+    }
+
+    /// Adds a secret to redact (a token this call used).
+    pub fn add_secret(&mut self, secret: &SecretString) {
+        if !self
+            .secrets
+            .iter()
+            .any(|s| s.expose_secret() == secret.expose_secret())
+        {
+            self.secrets.push(secret.clone());
+        }
+    }
+
+    /// `text` with every secret replaced by `[redacted]`.
+    pub fn redact(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        for secret in &self.secrets {
+            let secret = secret.expose_secret();
+            if !secret.is_empty() {
+                text = text.replace(secret, "[redacted]");
+            }
+        }
+        text
+    }
+
+    /// The start of the final error body (only error bodies are kept).
+    pub fn body_snippet(&self) -> String {
+        snippet(&self.body)
+    }
+
+    /// The `message`, `error` or `detail` of a JSON error body.
+    pub fn body_message(&self) -> Option<String> {
+        let value: serde_json::Value = serde_json::from_slice(&self.body).ok()?;
+        ["message", "error", "detail"]
+            .iter()
+            .find_map(|key| value.get(*key)?.as_str())
+            .map(|m| m.chars().take(512).collect())
+    }
+}
+
+/// A record shared between the calling method and the transport.
+#[derive(Clone, Debug)]
+pub(crate) struct SharedRecord(Arc<Mutex<CallRecord>>);
+
+impl SharedRecord {
+    pub fn new(record: CallRecord) -> Self {
+        Self(Arc::new(Mutex::new(record)))
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, CallRecord> {
+        // A panic while holding this lock leaves plain data behind: keep going.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `fut` with this record as the current call's.
+    pub async fn scope<F: Future>(self, fut: F) -> F::Output {
+        RECORD.scope(self, fut).await
+    }
+
+    /// Applies `f` to the current call's record, if the caller set one up.
+    pub fn with_current(f: impl FnOnce(&mut CallRecord)) {
+        let _ = RECORD.try_with(|r| f(&mut r.lock()));
+    }
+}

@@ -1,0 +1,427 @@
+//! [`Client`], the entry point, and [`ClientBuilder`], which configures it.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use leapcraft_api::{ClientInfo, ResponseValue};
+use reqwest::header::HeaderValue;
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+
+use crate::auth::TokenCache;
+use crate::call::{CallRecord, SharedRecord};
+use crate::error::{Error, decode_path};
+use crate::retry::{RetryPolicy, Sleep, TokioSleep};
+use crate::transport::{LeapcraftTransport, Timeouts};
+
+/// The API's production base URL.
+pub const DEFAULT_BASE_URL: &str = "https://api.leapcraft.com/v1";
+
+/// The environment variable [`ClientBuilder::from_env`] reads the API key from.
+pub const API_KEY_ENV: &str = "LEAPCRAFT_API_KEY";
+
+/// The environment variable [`ClientBuilder::from_env`] reads the base URL from.
+pub const BASE_URL_ENV: &str = "LEAPCRAFT_BASE_URL";
+
+/// A client of the Leapcraft API.
+///
+/// Cheap to clone: clones share the bearer token, the connection pool and the
+/// configuration. The API key is exchanged for a token on first use; the token is refreshed
+/// when the API stops accepting it; idempotent calls are retried with backoff. See
+/// [`ClientBuilder`] for the settings.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), leapcraft_ext::Error> {
+/// let client = leapcraft_ext::Client::builder().api_key("YOUR_API_KEY").build()?;
+/// let device = client.device("D2:C1:AA:FF:3E:09").await?;
+/// println!("{:?}", device.serial);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    api: leapcraft_api::Client,
+    shared: Arc<Shared>,
+}
+
+/// What clones share besides the generated client.
+struct Shared {
+    tokens: Arc<TokenCache>,
+    overall_timeout: Option<Duration>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &self.base_url())
+            .field("api_key", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A builder with the defaults: see [`ClientBuilder`].
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// A client configured from `LEAPCRAFT_API_KEY` and (optionally) `LEAPCRAFT_BASE_URL`.
+    ///
+    /// ```no_run
+    /// let client = leapcraft_ext::Client::from_env()?;
+    /// # Ok::<(), leapcraft_ext::Error>(())
+    /// ```
+    pub fn from_env() -> Result<Self, Error> {
+        ClientBuilder::from_env().build()
+    }
+
+    /// The base URL calls go to, such as `https://api.leapcraft.com/v1`.
+    pub fn base_url(&self) -> &str {
+        self.api.baseurl()
+    }
+
+    /// The generated client, with this client's authentication, retries and timeouts
+    /// applied: for anything this crate does not wrap.
+    ///
+    /// Its errors are the generated client's own. Beware that a failed token exchange made
+    /// through it directly ([`get_access_token`](leapcraft_api::Client::get_access_token))
+    /// reports the response body, which holds the token.
+    ///
+    /// ```no_run
+    /// # async fn run(client: leapcraft_ext::Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// let things = client.api().list_things().limit(-1).send().await?.into_inner();
+    /// println!("{} things", things.len());
+    /// # Ok(()) }
+    /// ```
+    pub fn api(&self) -> &leapcraft_api::Client {
+        &self.api
+    }
+
+    /// Runs one call of the generated client and translates its outcome: the common path of
+    /// every method.
+    pub(crate) async fn call<T, F>(&self, operation: &'static str, send: F) -> Result<T, Error>
+    where
+        T: DeserializeOwned,
+        F: Future<
+            Output = Result<ResponseValue<T>, leapcraft_api::Error<leapcraft_api::types::Error>>,
+        >,
+    {
+        let record = SharedRecord::new(CallRecord::new(
+            operation,
+            vec![self.shared.tokens.api_key().clone()],
+        ));
+        let scoped = record.clone().scope(send);
+        let result = match self.shared.overall_timeout {
+            Some(limit) => match tokio::time::timeout(limit, scoped).await {
+                Ok(result) => result,
+                Err(_) => {
+                    return Err(Error::Timeout {
+                        operation,
+                        attempts: record.lock().attempts.max(1),
+                    });
+                }
+            },
+            None => scoped.await,
+        };
+        let mut record = record.lock();
+        match result {
+            Ok(value) => Ok(value.into_inner()),
+            Err(err) => Err(match record.failure.take() {
+                Some(failure) => failure,
+                None => Error::from_generated(err, &record, decode_path::<T>),
+            }),
+        }
+    }
+}
+
+/// Configures a [`Client`].
+///
+/// | setting | default |
+/// |---|---|
+/// | [`api_key`](Self::api_key) | required |
+/// | [`base_url`](Self::base_url) | `https://api.leapcraft.com/v1` |
+/// | [`app_name`](Self::app_name) | none: user agent `leapcraft-rs/<version>` |
+/// | [`connect_timeout`](Self::connect_timeout) | 10 s |
+/// | [`attempt_timeout`](Self::attempt_timeout) | 30 s per attempt, body included |
+/// | [`overall_timeout`](Self::overall_timeout) | 120 s per call, retries included |
+/// | [`retry_policy`](Self::retry_policy) | [`RetryPolicy::default`] |
+/// | [`max_token_age`](Self::max_token_age) | none: a token is used until refused |
+/// | [`http_client`](Self::http_client) | a new `reqwest::Client` |
+/// | [`allow_insecure_http`](Self::allow_insecure_http) | off: `http://` only to loopback |
+///
+/// ```
+/// use std::time::Duration;
+/// use leapcraft_ext::{Client, RetryPolicy};
+///
+/// let client = Client::builder()
+///     .api_key("YOUR_API_KEY")
+///     .base_url("http://127.0.0.1:8080/v1")
+///     .app_name("dashboard/2.1")
+///     .attempt_timeout(Duration::from_secs(10))
+///     .retry_policy(RetryPolicy::default().with_max_attempts(6))
+///     .build()?;
+/// assert_eq!(client.base_url(), "http://127.0.0.1:8080/v1");
+/// # Ok::<(), leapcraft_ext::Error>(())
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct ClientBuilder {
+    api_key: Option<SecretString>,
+    base_url: String,
+    app_name: Option<String>,
+    http: Option<reqwest::Client>,
+    connect_timeout: Duration,
+    timeouts: Timeouts,
+    retry: RetryPolicy,
+    max_token_age: Option<Duration>,
+    allow_insecure_http: bool,
+    sleep: Arc<dyn Sleep>,
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        Self {
+            api_key: None,
+            base_url: DEFAULT_BASE_URL.to_owned(),
+            app_name: None,
+            http: None,
+            connect_timeout: Duration::from_secs(10),
+            timeouts: Timeouts {
+                attempt: Some(Duration::from_secs(30)),
+                overall: Some(Duration::from_secs(120)),
+            },
+            retry: RetryPolicy::default(),
+            max_token_age: None,
+            allow_insecure_http: false,
+            sleep: Arc::new(TokioSleep),
+        }
+    }
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
+            .field("base_url", &self.base_url)
+            .field("app_name", &self.app_name)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("timeouts", &self.timeouts)
+            .field("retry", &self.retry)
+            .field("max_token_age", &self.max_token_age)
+            .field("allow_insecure_http", &self.allow_insecure_http)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// A builder preset from the environment: the API key from `LEAPCRAFT_API_KEY` and the
+    /// base URL from `LEAPCRAFT_BASE_URL`, where set. Settings made afterwards win.
+    pub fn from_env() -> Self {
+        let mut builder = Self::default();
+        if let Ok(key) = std::env::var(API_KEY_ENV) {
+            builder = builder.api_key(key);
+        }
+        if let Ok(url) = std::env::var(BASE_URL_ENV)
+            && !url.trim().is_empty()
+        {
+            builder = builder.base_url(url.trim());
+        }
+        builder
+    }
+
+    /// The API key issued to your account. Held as a secret: never printed or logged.
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(SecretString::from(key.into()));
+        self
+    }
+
+    /// The base URL, such as `https://api.leapcraft.com/v1` (the default).
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = url.into();
+        self
+    }
+
+    /// Your application's name and version, appended to the user agent
+    /// (`leapcraft-rs/0.1.0 dashboard/2.1`).
+    pub fn app_name(mut self, app: impl Into<String>) -> Self {
+        self.app_name = Some(app.into());
+        self
+    }
+
+    /// A `reqwest::Client` of your own (proxies, TLS roots, pool settings). Its connect
+    /// timeout applies instead of [`connect_timeout`](Self::connect_timeout).
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// How long to wait for a connection to be established.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long one attempt may take, reading the body included; `None` for no limit.
+    pub fn attempt_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.timeouts.attempt = timeout.into();
+        self
+    }
+
+    /// How long one call may take, retries and waits included; `None` for no limit.
+    pub fn overall_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.timeouts.overall = timeout.into();
+        self
+    }
+
+    /// How failed calls are retried.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Refresh the token before using it once it is this old, rather than waiting for the
+    /// API to refuse it. If that refresh fails, the old token is used meanwhile.
+    pub fn max_token_age(mut self, age: impl Into<Option<Duration>>) -> Self {
+        self.max_token_age = age.into();
+        self
+    }
+
+    /// Allow an `http://` base URL on a host other than loopback. Off by default: the API key
+    /// and the token would cross the network in clear text.
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
+    }
+
+    /// How to wait between attempts (tokio's timer by default).
+    pub fn sleep(mut self, sleep: impl Sleep) -> Self {
+        self.sleep = Arc::new(sleep);
+        self
+    }
+
+    /// Checks the settings and builds the client. Sends nothing.
+    ///
+    /// Fails with [`Error::InvalidInput`] without an API key, on a base URL that is not an
+    /// absolute `https://` URL (or `http://` to loopback, unless allowed), or if the HTTP
+    /// client cannot be built.
+    pub fn build(self) -> Result<Client, Error> {
+        let api_key = self
+            .api_key
+            .filter(|k| !k.expose_secret().trim().is_empty())
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "no API key: call ClientBuilder::api_key or set {API_KEY_ENV}"
+                ))
+            })?;
+        let base_url = check_base_url(&self.base_url, self.allow_insecure_http)?;
+        let user_agent = match &self.app_name {
+            Some(app) => format!("leapcraft-rs/{} {app}", env!("CARGO_PKG_VERSION")),
+            None => format!("leapcraft-rs/{}", env!("CARGO_PKG_VERSION")),
+        };
+        let user_agent = HeaderValue::try_from(user_agent)
+            .map_err(|_| Error::invalid("the app name must be visible ASCII"))?;
+        let http = match self.http {
+            Some(http) => http,
+            None => reqwest::Client::builder()
+                .connect_timeout(self.connect_timeout)
+                .build()
+                .map_err(|e| Error::invalid(format!("cannot build the HTTP client: {e}")))?,
+        };
+        let tokens = Arc::new(TokenCache::new(api_key, self.max_token_age));
+        let transport = LeapcraftTransport {
+            tokens: tokens.clone(),
+            retry: self.retry,
+            timeouts: self.timeouts,
+            sleep: self.sleep,
+            user_agent,
+        };
+        let api = leapcraft_api::Client::new_with_client(
+            &base_url,
+            http,
+            leapcraft_api::Hooks::with_transport(Arc::new(transport)),
+        );
+        Ok(Client {
+            api,
+            shared: Arc::new(Shared {
+                tokens,
+                overall_timeout: self.timeouts.overall,
+            }),
+        })
+    }
+}
+
+/// The base URL without a trailing slash, if it is one we may send secrets to.
+fn check_base_url(raw: &str, allow_insecure_http: bool) -> Result<String, Error> {
+    let url = url::Url::parse(raw)
+        .map_err(|e| Error::invalid(format!("base URL {raw:?} is not a URL: {e}")))?;
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(Error::invalid(format!(
+            "base URL {raw:?} must not have a query, a fragment or credentials"
+        )));
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback || allow_insecure_http => {}
+        "http" => {
+            return Err(Error::invalid(format!(
+                "base URL {raw:?} is plain http to a host that is not loopback: \
+                 use https, or ClientBuilder::allow_insecure_http(true)"
+            )));
+        }
+        other => {
+            return Err(Error::invalid(format!(
+                "base URL {raw:?} has scheme {other:?}: use https"
+            )));
+        }
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls() {
+        assert_eq!(
+            check_base_url("https://api.leapcraft.com/v1/", false).unwrap(),
+            "https://api.leapcraft.com/v1"
+        );
+        for ok in [
+            "http://127.0.0.1:8080/v1",
+            "http://localhost/v1",
+            "http://[::1]:9/v1",
+            "http://127.8.0.1",
+        ] {
+            assert!(check_base_url(ok, false).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://api.leapcraft.com/v1",
+            "http://10.0.0.1/v1",
+            "ftp://api.leapcraft.com",
+            "api.leapcraft.com/v1",
+            "https://user:pw@api.leapcraft.com/v1",
+            "https://api.leapcraft.com/v1?x=1",
+        ] {
+            assert!(
+                matches!(check_base_url(bad, false), Err(Error::InvalidInput(_))),
+                "{bad}"
+            );
+        }
+        assert!(check_base_url("http://api.leapcraft.com/v1", true).is_ok());
+    }
+
+    #[test]
+    fn build_requires_a_key() {
+        let err = Client::builder().build().unwrap_err();
+        assert!(err.to_string().contains("no API key"), "{err}");
+        assert!(Client::builder().api_key("  ").build().is_err());
+    }
+}

@@ -1,0 +1,246 @@
+//! The transport every request of the generated client goes through: it adds the user agent
+//! and the bearer token, applies timeouts, refreshes the token once on `401`, retries what is
+//! safe to retry, and records what it saw for error reporting.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use leapcraft_api::{ClientInfo, OperationInfo, Transport};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, USER_AGENT};
+use reqwest::{Method, StatusCode};
+use secrecy::ExposeSecret;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::auth::TokenCache;
+use crate::call::SharedRecord;
+use crate::error::Error;
+use crate::retry::{RetryPolicy, Sleep, is_retryable_error, is_retryable_status};
+
+/// The operation id of the token exchange: sent without a token, and retried although it is a
+/// `POST` (it has no side effect worth avoiding).
+pub(crate) const TOKEN_EXCHANGE: &str = "get_access_token";
+
+/// Timeouts of a call.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Timeouts {
+    pub attempt: Option<Duration>,
+    pub overall: Option<Duration>,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub(crate) struct LeapcraftTransport {
+    pub tokens: Arc<TokenCache>,
+    pub retry: RetryPolicy,
+    pub timeouts: Timeouts,
+    pub sleep: Arc<dyn Sleep>,
+    pub user_agent: HeaderValue,
+}
+
+/// A response read to its end, so a truncated body counts as a failed attempt.
+struct Buffered {
+    status: StatusCode,
+    version: reqwest::Version,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Buffered {
+    async fn read(response: reqwest::Response) -> reqwest::Result<Self> {
+        let status = response.status();
+        let version = response.version();
+        let headers = response.headers().clone();
+        let body = response.bytes().await?;
+        Ok(Self {
+            status,
+            version,
+            headers,
+            body,
+        })
+    }
+
+    fn into_response(self) -> reqwest::Response {
+        let mut builder = http::Response::builder()
+            .status(self.status)
+            .version(self.version);
+        if let Some(headers) = builder.headers_mut() {
+            *headers = self.headers;
+        }
+        let response = builder
+            .body(self.body)
+            .expect("status and version came from a valid response");
+        reqwest::Response::from(response)
+    }
+}
+
+/// A stand-in response for a call that failed before it was sent (the token exchange
+/// failed): the calling method reports the recorded error; a caller of the generated client
+/// sees this status and message.
+fn stand_in(error: &Error) -> Buffered {
+    let status = match error {
+        Error::Auth(_) => StatusCode::UNAUTHORIZED,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    let body = serde_json::json!({ "message": format!("token exchange failed: {error}") });
+    Buffered {
+        status,
+        version: reqwest::Version::HTTP_11,
+        headers: HeaderMap::from_iter([(
+            reqwest::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )]),
+        body: Bytes::from(body.to_string()),
+    }
+}
+
+impl Transport for LeapcraftTransport {
+    fn execute<'a>(
+        &'a self,
+        client: &'a leapcraft_api::Client,
+        request: reqwest::Request,
+        info: &'a OperationInfo,
+    ) -> leapcraft_api::TransportFuture<'a> {
+        let span = tracing::debug_span!(
+            "leapcraft.call",
+            operation = info.operation_id,
+            method = %request.method(),
+            attempt = tracing::field::Empty,
+            status = tracing::field::Empty,
+            elapsed_ms = tracing::field::Empty,
+        );
+        Box::pin(
+            self.run(client, request, info.operation_id)
+                .instrument(span),
+        )
+    }
+}
+
+impl LeapcraftTransport {
+    async fn run(
+        &self,
+        client: &leapcraft_api::Client,
+        request: reqwest::Request,
+        operation: &'static str,
+    ) -> reqwest::Result<reqwest::Response> {
+        let span = tracing::Span::current();
+        let start = Instant::now();
+        let deadline = self.timeouts.overall.map(|d| start + d);
+        let is_exchange = operation == TOKEN_EXCHANGE;
+        let idempotent = is_exchange || matches!(*request.method(), Method::GET | Method::HEAD);
+        let mut attempts = 0u32;
+        let mut retries = 0u32;
+        let mut refreshed = false;
+
+        let result = loop {
+            attempts += 1;
+            span.record("attempt", attempts);
+            SharedRecord::with_current(|r| r.attempts = attempts);
+
+            let Some(mut attempt) = request.try_clone() else {
+                // A streaming body cannot be sent twice; the API's requests have none.
+                return client.client().execute(request).await;
+            };
+            attempt
+                .headers_mut()
+                .insert(USER_AGENT, self.user_agent.clone());
+            let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            *attempt.timeout_mut() = match (self.timeouts.attempt, remaining) {
+                (Some(a), Some(r)) => Some(a.min(r)),
+                (a, r) => a.or(r),
+            };
+
+            let token = if is_exchange {
+                None
+            } else {
+                match self.tokens.token(client).await {
+                    Ok(token) => Some(token),
+                    Err(error) => {
+                        let response = stand_in(&error);
+                        SharedRecord::with_current(|r| {
+                            r.key_rejected = matches!(error, Error::Auth(_));
+                            r.failure = Some(error);
+                        });
+                        break Ok(response);
+                    }
+                }
+            };
+            if let Some(token) = &token {
+                let mut value =
+                    HeaderValue::try_from(format!("Bearer {}", token.secret.expose_secret()))
+                        .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid-token"));
+                value.set_sensitive(true);
+                attempt.headers_mut().insert(AUTHORIZATION, value);
+                SharedRecord::with_current(|r| r.add_secret(&token.secret));
+            }
+
+            let outcome = match client.client().execute(attempt).await {
+                Ok(response) => Buffered::read(response).await,
+                Err(e) => Err(e),
+            };
+            let retry_after = match &outcome {
+                Ok(response) => {
+                    span.record("status", response.status.as_u16());
+                    if response.status == StatusCode::UNAUTHORIZED
+                        && !refreshed
+                        && let Some(token) = &token
+                    {
+                        refreshed = true;
+                        tracing::debug!("401: refreshing the token and resending once");
+                        self.tokens.invalidate(token);
+                        continue;
+                    }
+                    if !(idempotent && is_retryable_status(response.status)) {
+                        break outcome;
+                    }
+                    crate::retry::retry_after(&response.headers)
+                }
+                Err(e) => {
+                    if !(idempotent && is_retryable_error(e)) {
+                        break outcome;
+                    }
+                    None
+                }
+            };
+            if retries + 1 >= self.retry.max_attempts() {
+                break outcome;
+            }
+            retries += 1;
+            let wait = self.retry.wait(retries, retry_after);
+            if deadline.is_some_and(|d| Instant::now() + wait >= d) {
+                tracing::debug!(
+                    wait_ms = wait.as_millis() as u64,
+                    "no time left for a retry"
+                );
+                break outcome;
+            }
+            match &outcome {
+                Ok(response) => tracing::info!(
+                    retry = retries,
+                    wait_ms = wait.as_millis() as u64,
+                    status = response.status.as_u16(),
+                    "retrying"
+                ),
+                Err(e) => tracing::info!(
+                    retry = retries,
+                    wait_ms = wait.as_millis() as u64,
+                    error = %e,
+                    "retrying"
+                ),
+            }
+            self.sleep.sleep(wait).await;
+        };
+
+        span.record("elapsed_ms", start.elapsed().as_millis() as u64);
+        match result {
+            Ok(response) => {
+                SharedRecord::with_current(|r| {
+                    r.set_response(response.status, &response.headers, &response.body)
+                });
+                Ok(response.into_response())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
