@@ -394,7 +394,7 @@ impl Dataset {
     }
 
     fn id_style(&self, i: usize) -> IdStyle {
-        if i % self.cfg.devices_per_gateway == 0 {
+        if i.is_multiple_of(self.cfg.devices_per_gateway) {
             return IdStyle::Hex;
         }
         match hash(self.cfg.seed, TAG_ID, i as u64, 1) % 10 {
@@ -458,7 +458,7 @@ impl Dataset {
 
     fn kind(&self, i: usize) -> Option<&'static str> {
         let mut r = SplitMix::for_entity(self.cfg.seed, TAG_DEVICE, i as u64, 0);
-        if i % self.cfg.devices_per_gateway == 0 {
+        if i.is_multiple_of(self.cfg.devices_per_gateway) {
             return Some(*r.pick(&["ambinode", "airbird"]));
         }
         let total: u64 = KINDS.iter().map(|k| k.1).sum();
@@ -599,10 +599,10 @@ impl Dataset {
 
     /// The topology with this gateway id (case-insensitive) or numeric topology id.
     pub fn find_topology(&self, id: &str) -> Option<usize> {
-        if let Some(i) = self.find_device(id) {
-            if i % self.cfg.devices_per_gateway == 0 {
-                return Some(i / self.cfg.devices_per_gateway);
-            }
+        if let Some(i) = self.find_device(id)
+            && i.is_multiple_of(self.cfg.devices_per_gateway)
+        {
+            return Some(i / self.cfg.devices_per_gateway);
         }
         match id.parse::<usize>() {
             Ok(n) if n >= 1 && n <= self.topology_count() && !id.starts_with('0') => Some(n - 1),

@@ -74,7 +74,7 @@ pub(crate) struct Permutation {
 
 impl Permutation {
     pub(crate) fn new(seed: u64) -> Self {
-        let h = mix(seed ^ 0x5EED_1D5);
+        let h = mix(seed ^ 0x05EE_D1D5);
         let mul = (mix(h) as u32) | 1;
         // Newton iteration for the inverse of an odd number modulo 2^32.
         let mut inv = mul;

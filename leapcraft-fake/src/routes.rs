@@ -312,14 +312,21 @@ async fn truncate(response: Response) -> Response {
     parts
         .headers
         .insert(CONTENT_LENGTH, HeaderValue::from(full));
-    let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
-        Ok(half),
-        Err(std::io::Error::new(
-            std::io::ErrorKind::ConnectionAborted,
-            "injected truncated body",
-        )),
-    ];
-    Response::from_parts(parts, Body::from_stream(futures::stream::iter(chunks)))
+    // Send the half, give the server a moment to flush it (with the head), then fail.
+    let stream = futures::stream::unfold(Some(half), |state| async move {
+        match state {
+            Some(half) => Some((Ok(half), None)),
+            None => {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                let e = std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    "injected truncated body",
+                );
+                Some((Err(e), None))
+            }
+        }
+    });
+    Response::from_parts(parts, Body::from_stream(stream))
 }
 
 async fn get_access_token(
