@@ -52,6 +52,17 @@ pub enum Error {
     /// The arguments were rejected before any request was sent.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// A page repeated items of an earlier page: the server ignored the paging parameters,
+    /// or the list changed while it was being paged. Nothing was delivered twice.
+    #[error(
+        "{operation}: page {page} repeats items of an earlier page (paging parameters ignored, or the list changed while paging)"
+    )]
+    Pagination {
+        /// The operation id, such as `list_devices`.
+        operation: &'static str,
+        /// The page that repeated items, counting from 1.
+        page: u64,
+    },
 }
 
 /// Why authentication failed.
@@ -169,7 +180,10 @@ impl Error {
         match self {
             Error::Timeout { .. } | Error::Transport(_) => true,
             Error::Api(e) => crate::retry::is_retryable_status(e.status),
-            Error::Auth(_) | Error::Decode(_) | Error::InvalidInput(_) => false,
+            Error::Auth(_)
+            | Error::Decode(_)
+            | Error::InvalidInput(_)
+            | Error::Pagination { .. } => false,
         }
     }
 

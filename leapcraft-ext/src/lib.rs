@@ -14,19 +14,48 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Modules, each with one job: `client` (the client and its builder), `auth` (the token
-//! cache), `transport` (what every request goes through), `retry` (the retry policy),
-//! `call` (what a call recorded, for errors), `error` (the error type).
+//! | what | how |
+//! |---|---|
+//! | devices | [`Client::devices`] (a [`Pager`]), [`Client::device`] |
+//! | telemetry | [`Client::telemetry`] with a [`TelemetryQuery`], [`Client::latest`] |
+//! | many devices | [`Client::latest_many`], [`Client::latest_for_all_devices`] |
+//! | live | [`Client::watch_latest`], [`Client::follow_notifications`] |
+//! | topologies | [`Client::topologies`], [`Client::topology`] |
+//! | notifications | [`Client::notifications`], [`Client::device_notifications`] |
+//! | things | [`Client::things`] |
+//! | anything else | [`Client::api`]: the generated client, with auth and retries |
+//!
+//! Lists come as a [`Pager`]: a stream of items, a stream of pages, or everything collected,
+//! with the API's three paging schemes handled here.
 
 #![deny(missing_docs)]
 
 mod auth;
+mod bulk;
 mod call;
 mod client;
 mod devices;
 mod error;
+mod ids;
+mod kinds;
+mod notifications;
+mod paging;
 mod retry;
+mod telemetry;
+mod things;
+mod topologies;
 mod transport;
+mod watch;
+
+pub use bulk::DEFAULT_CONCURRENCY;
+pub use devices::{DEFAULT_DEVICE_PAGE_SIZE, Device};
+pub use ids::{GatewayId, PhysicalId};
+pub use kinds::{DeviceKind, NotificationCategory};
+pub use leapcraft_api::Timestamp;
+pub use notifications::{DEFAULT_NOTIFICATION_PAGE_SIZE, MAX_NOTIFICATION_PAGE_SIZE, Notification};
+pub use paging::Pager;
+pub use telemetry::{Reading, Resolution, TelemetryQuery};
+pub use things::DEFAULT_THINGS_LIMIT;
 
 pub use client::{API_KEY_ENV, BASE_URL_ENV, Client, ClientBuilder, DEFAULT_BASE_URL};
 pub use error::{

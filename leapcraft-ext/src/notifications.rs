@@ -1,0 +1,88 @@
+//! Notifications: [`Notification`], listing them with offset paging (at most 50 per page).
+
+use futures::FutureExt;
+
+use crate::paging::{PageRequest, Pager, key_of};
+use crate::{Client, NotificationCategory, PhysicalId, Timestamp, types};
+
+/// The most notifications the API returns per request.
+pub const MAX_NOTIFICATION_PAGE_SIZE: i64 = 50;
+
+/// The API's default number of notifications per request.
+pub const DEFAULT_NOTIFICATION_PAGE_SIZE: i64 = 20;
+
+/// An alert raised for a device.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct Notification {
+    /// Notification id.
+    pub id: i64,
+    /// The device it is about.
+    pub physical_id: Option<PhysicalId>,
+    /// Its category; unknown ones are kept as [`NotificationCategory::Other`].
+    pub category: Option<NotificationCategory>,
+    /// Human-readable message.
+    pub message: Option<String>,
+    /// When it was raised.
+    pub created_at: Option<Timestamp>,
+}
+
+impl From<types::Notification> for Notification {
+    fn from(n: types::Notification) -> Self {
+        Self {
+            id: n.id,
+            physical_id: n.physical_id.map(PhysicalId::from),
+            category: n.category.map(NotificationCategory::from),
+            message: n.message,
+            created_at: n.created_at,
+        }
+    }
+}
+
+impl Client {
+    /// Notifications of the account, page by page (20 per page unless set; page sizes above
+    /// the API's cap of 50 are clamped to 50; `-1` is invalid here).
+    ///
+    /// ```no_run
+    /// # async fn run(client: leapcraft_ext::Client) -> Result<(), leapcraft_ext::Error> {
+    /// let recent = client.notifications().page_size(50).max_items(200).collect().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn notifications(&self) -> Pager<Notification> {
+        self.notifications_of(None)
+    }
+
+    /// The notifications of one device, page by page: as [`notifications`](Self::notifications).
+    pub fn device_notifications(&self, physical_id: impl Into<PhysicalId>) -> Pager<Notification> {
+        self.notifications_of(Some(physical_id.into()))
+    }
+
+    pub(crate) fn notifications_of(&self, device: Option<PhysicalId>) -> Pager<Notification> {
+        let client = self.clone();
+        Pager::new(
+            "list_notifications",
+            DEFAULT_NOTIFICATION_PAGE_SIZE,
+            |n: &Notification| key_of(n.id),
+            move |page: PageRequest| {
+                let client = client.clone();
+                let device = device.clone();
+                async move {
+                    let offset = page.index * page.limit.max(1) as u64;
+                    let mut request = client
+                        .api()
+                        .list_notifications()
+                        .limit(page.limit)
+                        .offset(offset);
+                    if let Some(device) = &device {
+                        request = request.physical_id(device.checked("list_notifications")?);
+                    }
+                    let found: Vec<types::Notification> =
+                        client.call("list_notifications", request.send()).await?;
+                    Ok(found.into_iter().map(Notification::from).collect())
+                }
+                .boxed()
+            },
+        )
+        .max_page_size(MAX_NOTIFICATION_PAGE_SIZE)
+    }
+}

@@ -1,0 +1,284 @@
+//! [`Pager`]: the API's three ways of paging (page + limit, offset + limit, limit alone)
+//! behind one type that gives a stream of items, a stream of pages, or everything collected.
+//!
+//! A stream ends on a short or empty page. Items are delivered in order, exactly once: a page
+//! that repeats an item of an earlier page (a server ignoring the paging parameters, or a list
+//! changing while it is paged) ends the stream with [`Error::Pagination`].
+
+use std::collections::HashSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use futures::stream::{BoxStream, FuturesOrdered};
+use futures::{StreamExt, TryStreamExt};
+
+use crate::Error;
+
+/// What one page request asks for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PageRequest {
+    /// 0 for the first page.
+    pub index: u64,
+    /// Items per page; `-1` asks for everything at once.
+    pub limit: i64,
+}
+
+type Fetch<T> = Arc<dyn Fn(PageRequest) -> BoxFuture<'static, Result<Vec<T>, Error>> + Send + Sync>;
+
+/// A list of the API, to be read page by page.
+///
+/// Made by [`Client::devices`](crate::Client::devices),
+/// [`Client::notifications`](crate::Client::notifications) and
+/// [`Client::things`](crate::Client::things). Configure it, then read it with
+/// [`items`](Self::items), [`pages`](Self::pages) or [`collect`](Self::collect).
+///
+/// ```no_run
+/// use futures::TryStreamExt;
+/// # async fn run(client: leapcraft_ext::Client) -> Result<(), leapcraft_ext::Error> {
+/// let mut devices = client.devices().page_size(500).prefetch(2).items();
+/// while let Some(device) = devices.try_next().await? {
+///     println!("{} {:?}", device.physical_id, device.kind);
+/// }
+/// # Ok(()) }
+/// ```
+#[must_use = "a pager does nothing until it is read"]
+pub struct Pager<T> {
+    operation: &'static str,
+    fetch: Fetch<T>,
+    key: fn(&T) -> Option<u64>,
+    page_size: i64,
+    max_page_size: Option<i64>,
+    /// The API can only return the first page (things): one request.
+    single_request: bool,
+    max_items: Option<usize>,
+    prefetch: usize,
+}
+
+impl<T> std::fmt::Debug for Pager<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pager")
+            .field("operation", &self.operation)
+            .field("page_size", &self.page_size)
+            .field("max_items", &self.max_items)
+            .field("prefetch", &self.prefetch)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A key that tells items apart, for duplicate detection: a hash of the id.
+pub(crate) fn key_of(id: impl Hash) -> Option<u64> {
+    let mut hasher = DefaultHasher::new();
+    id.hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+impl<T: Send + 'static> Pager<T> {
+    pub(crate) fn new(
+        operation: &'static str,
+        page_size: i64,
+        key: fn(&T) -> Option<u64>,
+        fetch: impl Fn(PageRequest) -> BoxFuture<'static, Result<Vec<T>, Error>> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            operation,
+            fetch: Arc::new(fetch),
+            key,
+            page_size,
+            max_page_size: None,
+            single_request: false,
+            max_items: None,
+            prefetch: 0,
+        }
+    }
+
+    pub(crate) fn max_page_size(mut self, max: i64) -> Self {
+        self.max_page_size = Some(max);
+        self
+    }
+
+    pub(crate) fn single_request(mut self) -> Self {
+        self.single_request = true;
+        self
+    }
+
+    /// Items per request. Values above the API's cap are clamped to it (50 for
+    /// notifications); `-1` asks for the whole list in one request where the API allows it
+    /// (devices and things); `0` and other negative values are invalid input.
+    pub fn page_size(mut self, size: i64) -> Self {
+        self.page_size = size;
+        self
+    }
+
+    /// Stop after this many items, however many pages that takes (or less than a page).
+    pub fn max_items(mut self, max: usize) -> Self {
+        self.max_items = Some(max);
+        self
+    }
+
+    /// Fetch up to `pages` pages ahead, concurrently, while the current one is consumed.
+    /// Items still come in order, exactly once. `0` (the default) fetches one page at a time.
+    pub fn prefetch(mut self, pages: usize) -> Self {
+        self.prefetch = pages;
+        self
+    }
+
+    /// The items, in order, one at a time.
+    pub fn items(self) -> BoxStream<'static, Result<T, Error>> {
+        self.pages()
+            .map_ok(|page| futures::stream::iter(page.into_iter().map(Ok)))
+            .try_flatten()
+            .boxed()
+    }
+
+    /// Everything, collected into one vector.
+    pub async fn collect(self) -> Result<Vec<T>, Error> {
+        self.pages()
+            .try_fold(Vec::new(), |mut all, page| async move {
+                all.extend(page);
+                Ok(all)
+            })
+            .await
+    }
+
+    /// The pages, in order; never an empty one.
+    pub fn pages(self) -> BoxStream<'static, Result<Vec<T>, Error>> {
+        match self.plan() {
+            Ok(state) => futures::stream::unfold(state, PageState::next).boxed(),
+            Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
+        }
+    }
+
+    fn plan(self) -> Result<PageState<T>, Error> {
+        let op = self.operation;
+        let mut limit = match self.page_size {
+            -1 if self.max_page_size.is_none() => -1,
+            size if size >= 1 => size.min(self.max_page_size.unwrap_or(i64::MAX)),
+            size => {
+                return Err(Error::invalid(format!(
+                    "{op}: page size {size} (use at least 1{})",
+                    if self.max_page_size.is_none() {
+                        ", or -1 for all"
+                    } else {
+                        ""
+                    }
+                )));
+            }
+        };
+        // Asking for fewer than a page: ask for just that many (the page size stays fixed
+        // across pages, or page arithmetic would break).
+        if let Some(max) = self.max_items {
+            let max = i64::try_from(max).unwrap_or(i64::MAX);
+            if limit == -1 || max < limit {
+                limit = max.max(1);
+            }
+        }
+        Ok(PageState {
+            operation: op,
+            fetch: self.fetch,
+            key: self.key,
+            limit,
+            single_request: self.single_request || limit == -1,
+            window: 1 + self.prefetch,
+            remaining: self.max_items,
+            next_index: 0,
+            in_flight: FuturesOrdered::new(),
+            seen: HashSet::new(),
+            done: self.max_items == Some(0),
+        })
+    }
+}
+
+/// The state of a page stream between pages.
+struct PageState<T> {
+    operation: &'static str,
+    fetch: Fetch<T>,
+    key: fn(&T) -> Option<u64>,
+    limit: i64,
+    single_request: bool,
+    window: usize,
+    remaining: Option<usize>,
+    next_index: u64,
+    in_flight: FuturesOrdered<BoxFuture<'static, Result<Vec<T>, Error>>>,
+    seen: HashSet<u64>,
+    done: bool,
+}
+
+impl<T: Send + 'static> PageState<T> {
+    async fn next(mut self) -> Option<(Result<Vec<T>, Error>, Self)> {
+        loop {
+            if self.done {
+                return None;
+            }
+            self.fill();
+            let page = match self.in_flight.next().await? {
+                Ok(page) => page,
+                Err(e) => {
+                    self.finish();
+                    return Some((Err(e), self));
+                }
+            };
+            let index = self.next_index - self.in_flight.len() as u64 - 1;
+            let full = self.limit >= 1 && page.len() as i64 >= self.limit;
+            if !full || self.single_request {
+                self.finish();
+            }
+            if let Err(e) = self.check_new(&page, index) {
+                self.finish();
+                return Some((Err(e), self));
+            }
+            let mut page = page;
+            if let Some(remaining) = &mut self.remaining {
+                page.truncate(*remaining);
+                *remaining -= page.len();
+                if *remaining == 0 {
+                    self.finish();
+                }
+            }
+            if !page.is_empty() {
+                return Some((Ok(page), self));
+            }
+        }
+    }
+
+    /// Starts page requests until `window` are in flight.
+    fn fill(&mut self) {
+        while self.in_flight.len() < self.window {
+            if self.single_request && self.next_index > 0 {
+                return;
+            }
+            // Don't ask for pages beyond the maximum number of items.
+            if let Some(remaining) = self.remaining {
+                let ahead = self.in_flight.len() as u64 * self.limit.max(1) as u64;
+                if ahead >= remaining as u64 {
+                    return;
+                }
+            }
+            let request = PageRequest {
+                index: self.next_index,
+                limit: self.limit,
+            };
+            self.in_flight.push_back((self.fetch)(request));
+            self.next_index += 1;
+        }
+    }
+
+    fn finish(&mut self) {
+        self.done = true;
+        self.in_flight = FuturesOrdered::new();
+    }
+
+    fn check_new(&mut self, page: &[T], index: u64) -> Result<(), Error> {
+        for item in page {
+            if let Some(key) = (self.key)(item)
+                && !self.seen.insert(key)
+            {
+                return Err(Error::Pagination {
+                    operation: self.operation,
+                    page: index + 1,
+                });
+            }
+        }
+        Ok(())
+    }
+}
