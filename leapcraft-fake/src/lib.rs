@@ -41,5 +41,5 @@ pub use auth::DEMO_KEY;
 pub use counters::{CountersSnapshot, FaultCounts, OpCounts, Operation};
 pub use dataset::{DEFAULT_SEED, Dataset, DatasetConfig};
 pub use faults::FaultKind;
-pub use routes::NotificationLimitPolicy;
+pub use routes::{NotificationLimitPolicy, RecordedRequest};
 pub use server::{Error, FakeServer, FakeServerBuilder, Result};

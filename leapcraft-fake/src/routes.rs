@@ -13,9 +13,10 @@
 //!   (`daily`, `weekly`, `monthly`), `from` and `to` with `from < to`.
 //! - Integers must be plain decimal integers. Unknown devices and topologies are `404`.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -64,9 +65,60 @@ pub(crate) struct AppState {
     pub(crate) notifications: RwLock<Vec<Notification>>,
     pub(crate) pushed: AtomicU64,
     pub(crate) notification_limit: NotificationLimitPolicy,
+    /// The last requests, when recording is on (capacity > 0).
+    pub(crate) log: Mutex<VecDeque<RecordedRequest>>,
+    pub(crate) log_capacity: usize,
+}
+
+/// One request as the fake understood it (see [`crate::FakeServerBuilder::record_requests`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedRequest {
+    /// The operation.
+    pub operation: Operation,
+    /// The path parameter (`physical_id` or `topology_id`), percent-decoded, if the
+    /// operation has one.
+    pub path_param: Option<String>,
+    /// The query parameters, decoded, in order.
+    pub query: Vec<(String, String)>,
+    /// The status answered (`None` for a dropped connection).
+    pub status: Option<u16>,
 }
 
 impl AppState {
+    fn record(&self, op: Operation, uri: &http::Uri, status: Option<u16>) {
+        if self.log_capacity == 0 {
+            return;
+        }
+        let path_param = matches!(
+            op,
+            Operation::GetDevice | Operation::GetTelemetry | Operation::GetTopology
+        )
+        .then(|| uri.path().rsplit('/').next().unwrap_or_default())
+        .map(|seg| {
+            percent_encoding::percent_decode_str(seg)
+                .decode_utf8_lossy()
+                .into_owned()
+        });
+        let query = uri
+            .query()
+            .map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .into_owned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        if log.len() == self.log_capacity {
+            log.pop_front();
+        }
+        log.push_back(RecordedRequest {
+            operation: op,
+            path_param,
+            query,
+            status,
+        });
+    }
+
     pub(crate) fn push_notification(
         &self,
         physical_id: Option<String>,
@@ -240,6 +292,7 @@ async fn gate(
     let latency = Duration::from_nanos(st.latency_nanos.load(Ordering::Relaxed));
     let deadline = tokio::time::Instant::now() + latency;
     let fault = st.faults.decide(op == Operation::GetAccessToken);
+    let uri = (st.log_capacity > 0).then(|| req.uri().clone());
     if let Some(kind) = fault {
         st.counters.fault(kind);
         tracing::debug!(operation = %op, fault = %kind, "injecting fault");
@@ -258,6 +311,7 @@ async fn gate(
         Some(FaultKind::InternalErrorHtml) => html_500(),
         Some(FaultKind::DroppedConnection) => {
             tokio::time::sleep_until(deadline).await;
+            st.record(op, req.uri(), None);
             if let Some(abort) = req.extensions().get::<ConnAbort>() {
                 abort.0.notify_one();
                 // The connection task drops this future, and the connection, right away.
@@ -280,6 +334,9 @@ async fn gate(
     };
     tokio::time::sleep_until(deadline).await;
     st.counters.status(response.status().as_u16());
+    if let Some(uri) = uri {
+        st.record(op, &uri, Some(response.status().as_u16()));
+    }
     if fault == Some(FaultKind::TruncatedBody) {
         truncate(response).await
     } else {

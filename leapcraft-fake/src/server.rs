@@ -7,9 +7,10 @@
 //! `axum::serve` so that a request can close its own connection without a response (the
 //! dropped-connection fault).
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -23,7 +24,7 @@ use crate::auth::{DEMO_KEY, TokenStore};
 use crate::counters::{Counters, CountersSnapshot};
 use crate::dataset::{Dataset, DatasetConfig, Notification};
 use crate::faults::{FaultInjector, FaultKind};
-use crate::routes::{AppState, ConnAbort, NotificationLimitPolicy, router};
+use crate::routes::{AppState, ConnAbort, NotificationLimitPolicy, RecordedRequest, router};
 
 /// Why a fake could not start.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +63,7 @@ pub struct FakeServerBuilder {
     port: u16,
     notification_limit: NotificationLimitPolicy,
     live: Option<Duration>,
+    record: usize,
 }
 
 impl Default for FakeServerBuilder {
@@ -80,6 +82,7 @@ impl Default for FakeServerBuilder {
             port: 0,
             notification_limit: NotificationLimitPolicy::Reject,
             live: None,
+            record: 0,
         }
     }
 }
@@ -184,6 +187,13 @@ impl FakeServerBuilder {
         self
     }
 
+    /// Keeps the last `capacity` requests as the fake decoded them (operation, path
+    /// parameter, query), readable with [`FakeServer::recorded_requests`] (default 0: off).
+    pub fn record_requests(mut self, capacity: usize) -> Self {
+        self.record = capacity;
+        self
+    }
+
     /// Binds the socket and starts serving on the current tokio runtime.
     pub async fn start(self) -> Result<FakeServer> {
         if !(0.0..=1.0).contains(&self.fault_rate) {
@@ -220,6 +230,8 @@ impl FakeServerBuilder {
             tick: AtomicU64::new(0),
             pushed: AtomicU64::new(0),
             notification_limit: self.notification_limit,
+            log: Mutex::new(VecDeque::new()),
+            log_capacity: self.record,
         });
 
         let addr = SocketAddr::new(self.host, self.port);
@@ -427,6 +439,18 @@ impl FakeServer {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The recorded requests, oldest first (empty unless
+    /// [`FakeServerBuilder::record_requests`] is set).
+    pub fn recorded_requests(&self) -> Vec<RecordedRequest> {
+        self.state
+            .log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// Changes the fault rate (clamped to 0.0..=1.0).

@@ -280,3 +280,36 @@ async fn counters_count_every_operation() {
         (1, 1, 0, 0)
     );
 }
+
+#[tokio::test]
+async fn recorded_requests_show_what_the_fake_decoded() {
+    let fake = FakeServer::builder()
+        .record_requests(10)
+        .start()
+        .await
+        .unwrap();
+    let t = token(&fake).await;
+    let odd = "a b/c%d:é";
+    let encoded: String = percent_encode(odd);
+    get_error(&fake, &t, &format!("/telemetry/{encoded}?type=averages&resolution=daily&from=2021-05-26T00:00:00.000Z&to=2021-05-27T00:00:00.000Z"), 404).await;
+    let log = fake.recorded_requests();
+    assert_eq!(log.len(), 2);
+    let r = &log[1];
+    assert_eq!(r.operation, leapcraft_fake::Operation::GetTelemetry);
+    assert_eq!(r.path_param.as_deref(), Some(odd));
+    assert_eq!(r.status, Some(404));
+    assert_eq!(r.query[0], ("type".to_string(), "averages".to_string()));
+    assert_eq!(r.query[2].1, "2021-05-26T00:00:00.000Z");
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
