@@ -562,3 +562,32 @@ async fn the_authorization_header_never_follows_a_redirect_to_another_host() {
     );
     assert_eq!(landing.calls_async().await, 1);
 }
+
+#[tokio::test]
+async fn the_generated_client_escape_hatch_has_auth_and_retries() {
+    let (server, sleep) = scripted().await;
+    server.always("POST", TOKEN, Reply::token("tok"));
+    server.push("GET", "/things", [Reply::status(503), Reply::Drop]);
+    server.always(
+        "GET",
+        "/things",
+        Reply::json(200, r#"[{"name":"bacnet","parameters":[]}]"#),
+    );
+    let client = client(server.base_url(), &sleep).build().unwrap();
+    let things = client
+        .api()
+        .list_things()
+        .limit(-1)
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(things[0].name.as_deref(), Some("bacnet"));
+    let seen = server.seen("/things");
+    assert_eq!(seen.len(), 3);
+    assert!(
+        seen.iter()
+            .all(|s| s.header("authorization") == Some("Bearer tok"))
+    );
+    assert_eq!(seen[2].target, "/v1/things?limit=-1");
+}
