@@ -252,7 +252,9 @@ impl FakeServerBuilder {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let task = tokio::spawn(serve(listener, router(state.clone()), shutdown_rx.clone()));
         if let Some(every) = self.live {
-            tokio::spawn(live(state.clone(), every, shutdown_rx));
+            // Created here, not in the task, so ticks count from the start.
+            let interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            tokio::spawn(live(state.clone(), interval, shutdown_rx));
         }
         let api_key = state.tokens.first_key().to_string();
         let host = match local.ip() {
@@ -309,9 +311,11 @@ async fn serve(listener: TcpListener, app: axum::Router, mut shutdown: watch::Re
     }
 }
 
-async fn live(state: Arc<AppState>, every: Duration, mut shutdown: watch::Receiver<bool>) {
-    let mut interval = tokio::time::interval(every);
-    interval.tick().await;
+async fn live(
+    state: Arc<AppState>,
+    mut interval: tokio::time::Interval,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             _ = interval.tick() => {

@@ -313,3 +313,34 @@ fn percent_encode(s: &str) -> String {
         })
         .collect()
 }
+
+#[tokio::test(start_paused = true)]
+async fn live_mode_ticks_readings_and_raises_notifications() {
+    let fake = FakeServer::builder()
+        .live(std::time::Duration::from_secs(10))
+        .start()
+        .await
+        .unwrap();
+    let before = fake.notifications().len();
+    for _ in 0..3 {
+        tokio::time::advance(std::time::Duration::from_secs(10)).await;
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(fake.readings_tick(), 3);
+    assert_eq!(fake.notifications().len(), before + 3);
+}
+
+#[tokio::test]
+async fn shutdown_closes_the_port() {
+    let fake = FakeServer::start_default().await.unwrap();
+    let t = token(&fake).await;
+    let url = format!("{}/things", fake.base_url());
+    fake.shutdown().await;
+    let err = client()
+        .get(url)
+        .bearer_auth(t)
+        .send()
+        .await
+        .expect_err("server is gone");
+    assert!(err.is_connect() || err.is_request(), "{err:?}");
+}
