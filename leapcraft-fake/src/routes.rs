@@ -290,7 +290,7 @@ async fn gate(
 ) -> Response {
     let _in_flight = st.counters.start(op);
     let latency = Duration::from_nanos(st.latency_nanos.load(Ordering::Relaxed));
-    let deadline = tokio::time::Instant::now() + latency;
+    let deadline = (!latency.is_zero()).then(|| tokio::time::Instant::now() + latency);
     let fault = st.faults.decide(op == Operation::GetAccessToken);
     let uri = (st.log_capacity > 0).then(|| req.uri().clone());
     if let Some(kind) = fault {
@@ -310,7 +310,7 @@ async fn gate(
         ),
         Some(FaultKind::InternalErrorHtml) => html_500(),
         Some(FaultKind::DroppedConnection) => {
-            tokio::time::sleep_until(deadline).await;
+            wait_until(deadline).await;
             st.record(op, req.uri(), None);
             if let Some(abort) = req.extensions().get::<ConnAbort>() {
                 abort.0.notify_one();
@@ -332,7 +332,7 @@ async fn gate(
             }
         }
     };
-    tokio::time::sleep_until(deadline).await;
+    wait_until(deadline).await;
     st.counters.status(response.status().as_u16());
     if let Some(uri) = uri {
         st.record(op, &uri, Some(response.status().as_u16()));
@@ -341,6 +341,13 @@ async fn gate(
         truncate(response).await
     } else {
         response
+    }
+}
+
+/// Sleeps until `deadline`, if there is any latency at all (no timer for zero latency).
+async fn wait_until(deadline: Option<tokio::time::Instant>) {
+    if let Some(deadline) = deadline {
+        tokio::time::sleep_until(deadline).await;
     }
 }
 
