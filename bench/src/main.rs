@@ -1,0 +1,809 @@
+//! `leapcraft-bench`: figures for leapcraft-ext against leapcraft-fake, written to
+//! `BENCHMARKS.md`.
+//!
+//! ```text
+//! cargo run --release -p leapcraft-bench               # full run, rewrites BENCHMARKS.md
+//! cargo run --release -p leapcraft-bench -- --quick    # tiny sizes, prints only
+//! ```
+//!
+//! Options: `--quick` (tiny sizes; does not write unless `--out` is given), `--out PATH`
+//! (where to write), `--no-write` (print only).
+//!
+//! Every figure is a ratio or a count measured in the same run, so it holds on a noisy
+//! machine. The fake runs in this process for the timing and count figures (1, 2 timing, 4);
+//! memory and CPU figures (2 RSS, 3) are measured in child processes (this binary re-executed
+//! with a hidden subcommand) that talk to the fake served by this process, so neither the
+//! fake nor the other mode pollutes them.
+
+use std::fmt::Write as _;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use leapcraft_ext::{Client, DEFAULT_CONCURRENCY};
+use leapcraft_fake::FakeServer;
+use serde::{Deserialize, Serialize};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type Result<T, E = BoxError> = std::result::Result<T, E>;
+
+const BEGIN: &str = "<!-- leapcraft-bench:begin (generated: edit outside these markers) -->";
+const END: &str = "<!-- leapcraft-bench:end -->";
+
+/// The sizes of one run.
+#[derive(Debug, Clone)]
+struct Sizes {
+    quick: bool,
+    bulk_devices: usize,
+    bulk_latency: Duration,
+    stream_devices: usize,
+    stream_page: i64,
+    stream_latency: Duration,
+    prefetch: usize,
+    overhead_calls: usize,
+    overhead_rounds: usize,
+    overhead_warmup: usize,
+    storm_calls: usize,
+    storm_latency: Duration,
+}
+
+impl Sizes {
+    fn full() -> Self {
+        Sizes {
+            quick: false,
+            bulk_devices: 2_000,
+            bulk_latency: Duration::from_millis(20),
+            stream_devices: 100_000,
+            stream_page: 1_000,
+            stream_latency: Duration::from_millis(10),
+            prefetch: 2,
+            overhead_calls: 20_000,
+            overhead_rounds: 10,
+            overhead_warmup: 2_000,
+            storm_calls: 1_000,
+            storm_latency: Duration::from_millis(50),
+        }
+    }
+
+    fn quick() -> Self {
+        Sizes {
+            quick: true,
+            bulk_devices: 64,
+            bulk_latency: Duration::from_millis(5),
+            stream_devices: 2_000,
+            stream_page: 200,
+            stream_latency: Duration::from_millis(2),
+            prefetch: 2,
+            overhead_calls: 200,
+            overhead_rounds: 2,
+            overhead_warmup: 20,
+            storm_calls: 100,
+            storm_latency: Duration::from_millis(20),
+        }
+    }
+}
+
+/// One line of the table.
+#[derive(Debug, Clone)]
+struct Row {
+    id: &'static str,
+    what: String,
+    measured: String,
+    figure: String,
+    target: String,
+    /// `None` where there is no target (context rows).
+    met: Option<bool>,
+}
+
+impl Row {
+    fn info(id: &'static str, what: impl Into<String>, measured: impl Into<String>) -> Self {
+        Row {
+            id,
+            what: what.into(),
+            measured: measured.into(),
+            figure: String::new(),
+            target: String::new(),
+            met: None,
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let outcome = match args.first().map(String::as_str) {
+        Some("__rss") => child_rss(&args[1..]),
+        Some("__overhead") => child_overhead(&args[1..]),
+        _ => run(&args),
+    };
+    if let Err(e) = outcome {
+        eprintln!("leapcraft-bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: &[String]) -> Result<()> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let out = args
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let no_write = args.iter().any(|a| a == "--no-write");
+    let sizes = if quick { Sizes::quick() } else { Sizes::full() };
+    let exe = std::env::current_exe()?;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    rt.block_on(async {
+        eprintln!("[1/4] latest readings, sequential vs latest_many ...");
+        rows.extend(bulk(&sizes).await?);
+        eprintln!("[2/4] streaming, prefetch and peak RSS ...");
+        rows.extend(streaming(&sizes, &exe).await?);
+        eprintln!("[3/4] wrapper overhead (CPU per call, in a child process) ...");
+        rows.extend(overhead(&sizes, &exe).await?);
+        eprintln!("[4/4] refresh storm ...");
+        rows.extend(storm(&sizes).await?);
+        Ok::<_, BoxError>(())
+    })?;
+    let elapsed = started.elapsed();
+
+    let command = if quick {
+        "cargo run --release -p leapcraft-bench -- --quick".to_owned()
+    } else {
+        "cargo run --release -p leapcraft-bench".to_owned()
+    };
+    let report = report(&sizes, &rows, &command, elapsed);
+    println!("{report}");
+
+    let target = match (out, quick || no_write) {
+        (Some(path), _) => Some(std::path::PathBuf::from(path)),
+        (None, false) => Some(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("BENCHMARKS.md"),
+        ),
+        (None, true) => None,
+    };
+    if let Some(path) = target {
+        write_report(&path, &report)?;
+        eprintln!("written to {}", path.display());
+    }
+    Ok(())
+}
+
+fn client_for(fake: &FakeServer) -> Result<Client> {
+    Ok(Client::builder()
+        .api_key(fake.api_key())
+        .base_url(fake.base_url())
+        .build()?)
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.3} s", d.as_secs_f64())
+}
+
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64()
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. latest readings: sequential vs latest_many vs the bound
+// ---------------------------------------------------------------------------------------
+
+async fn bulk(s: &Sizes) -> Result<Vec<Row>> {
+    let n = s.bulk_devices;
+    let latency = s.bulk_latency;
+    let fake = FakeServer::builder()
+        .devices(n)
+        .latency(latency)
+        .start()
+        .await?;
+    let client = client_for(&fake)?;
+    let ids: Vec<String> = (0..n).map(|i| fake.dataset().physical_id(i)).collect();
+    // Token exchange and a first connection, outside both measurements.
+    client.latest(ids[0].as_str()).await?;
+
+    let t = Instant::now();
+    for id in &ids {
+        client.latest(id.as_str()).await?;
+    }
+    let sequential = t.elapsed();
+
+    fake.reset_counters();
+    let t = Instant::now();
+    let results: Vec<_> = client
+        .latest_many(ids.iter().cloned(), DEFAULT_CONCURRENCY)
+        .collect()
+        .await;
+    let concurrent = t.elapsed();
+    let failed = results.iter().filter(|(_, r)| r.is_err()).count();
+    if failed > 0 || results.len() != n {
+        return Err(format!("latest_many: {failed} of {} failed", results.len()).into());
+    }
+    let counters = fake.counters();
+    let bound = latency * n as u32 / DEFAULT_CONCURRENCY as u32;
+    let r = ratio(concurrent, bound);
+    fake.shutdown().await;
+    Ok(vec![
+        Row::info(
+            "1",
+            format!(
+                "latest, {n} devices, {} ms latency: sequential",
+                latency.as_millis()
+            ),
+            secs(sequential),
+        ),
+        Row {
+            id: "1",
+            what: format!(
+                "latest_many at DEFAULT_CONCURRENCY = {DEFAULT_CONCURRENCY} (peak in flight at the fake: {})",
+                counters.peak_in_flight.get_telemetry
+            ),
+            measured: format!(
+                "{} (bound {n} × {} ms / {DEFAULT_CONCURRENCY} = {}; {:.1}× faster than sequential)",
+                secs(concurrent),
+                latency.as_millis(),
+                secs(bound),
+                ratio(sequential, concurrent)
+            ),
+            figure: format!("{r:.3}× bound"),
+            target: "≤ 1.25× bound".into(),
+            met: Some(r <= 1.25),
+        },
+    ])
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. streaming: prefetch vs server-bound, and peak RSS streaming vs collecting
+// ---------------------------------------------------------------------------------------
+
+async fn streaming(s: &Sizes, exe: &std::path::Path) -> Result<Vec<Row>> {
+    let n = s.stream_devices;
+    let page = s.stream_page;
+    let latency = s.stream_latency;
+    let fake = FakeServer::builder()
+        .devices(n)
+        .latency(latency)
+        .start()
+        .await?;
+    let client = client_for(&fake)?;
+    client.devices().max_items(1).collect().await?;
+
+    let pages = (n as u64).div_ceil(page as u64) as u32;
+    let server_bound = latency * pages;
+    let time = |prefetch: usize| {
+        let client = client.clone();
+        async move {
+            let t = Instant::now();
+            let count = client
+                .devices()
+                .page_size(page)
+                .prefetch(prefetch)
+                .items()
+                .try_fold(0usize, |count, device| async move {
+                    std::hint::black_box(device);
+                    Ok(count + 1)
+                })
+                .await?;
+            if count != n {
+                return Err(format!("streamed {count} devices, expected {n}").into());
+            }
+            Ok::<_, BoxError>(t.elapsed())
+        }
+    };
+    let plain = time(0).await?;
+    let prefetched = time(s.prefetch).await?;
+
+    let common = [
+        fake.base_url().to_owned(),
+        fake.api_key().to_owned(),
+        n.to_string(),
+        page.to_string(),
+        s.prefetch.to_string(),
+    ];
+    let stream_rss: RssReport = child(exe, "__rss", &[&["stream".to_owned()], &common[..]].concat()).await?;
+    let collect_rss: RssReport =
+        child(exe, "__rss", &[&["collect".to_owned()], &common[..]].concat()).await?;
+    fake.shutdown().await;
+
+    let r_plain = ratio(plain, server_bound);
+    let r_pre = ratio(prefetched, server_bound);
+    let rss_target_kib = 64 * 1024;
+    Ok(vec![
+        Row {
+            id: "2",
+            what: format!(
+                "stream {n} devices, pages of {page}, {} ms per page: no prefetch",
+                latency.as_millis()
+            ),
+            measured: format!(
+                "{} (server-bound {pages} pages × {} ms = {})",
+                secs(plain),
+                latency.as_millis(),
+                secs(server_bound)
+            ),
+            figure: format!("{r_plain:.3}× server-bound"),
+            target: String::new(),
+            met: None,
+        },
+        Row {
+            id: "2",
+            what: format!("the same with prefetch({})", s.prefetch),
+            measured: secs(prefetched),
+            figure: format!("{r_pre:.3}× server-bound"),
+            target: "≤ 1.2× server-bound".into(),
+            met: Some(r_pre <= 1.2),
+        },
+        Row {
+            id: "2",
+            what: format!(
+                "peak RSS (VmHWM) streaming items(), pages of {page}, prefetch({}), child process",
+                s.prefetch
+            ),
+            measured: format!(
+                "{} peak ({} before the stream, {} growth)",
+                mib(stream_rss.peak_kib),
+                mib(stream_rss.baseline_kib),
+                mib(stream_rss.peak_kib.saturating_sub(stream_rss.baseline_kib))
+            ),
+            figure: mib(stream_rss.peak_kib),
+            target: "≤ 64 MiB".into(),
+            met: Some(stream_rss.peak_kib <= rss_target_kib),
+        },
+        Row::info(
+            "2",
+            "peak RSS (VmHWM) collect() with page_size(-1) (limit=-1), child process",
+            format!(
+                "{} peak ({} before, {} growth; {:.1}× the streaming growth)",
+                mib(collect_rss.peak_kib),
+                mib(collect_rss.baseline_kib),
+                mib(collect_rss.peak_kib.saturating_sub(collect_rss.baseline_kib)),
+                collect_rss.peak_kib.saturating_sub(collect_rss.baseline_kib) as f64
+                    / (stream_rss.peak_kib.saturating_sub(stream_rss.baseline_kib)).max(1) as f64
+            ),
+        ),
+    ])
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct RssReport {
+    baseline_kib: u64,
+    peak_kib: u64,
+    items: usize,
+}
+
+/// `VmRSS` or `VmHWM` of this process, in KiB.
+fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `__rss stream|collect URL KEY DEVICES PAGE PREFETCH`: reads the devices one way and prints
+/// the RSS before and the peak during, as JSON.
+fn child_rss(args: &[String]) -> Result<()> {
+    let [mode, url, key, n, page, prefetch] = args else {
+        return Err("usage: __rss stream|collect URL KEY DEVICES PAGE PREFETCH".into());
+    };
+    let (n, page, prefetch): (usize, i64, usize) = (n.parse()?, page.parse()?, prefetch.parse()?);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = rt.block_on(async {
+        let client = Client::builder().api_key(key).base_url(url).build()?;
+        // Token, connection, first decode: the fixed costs, before the baseline.
+        client.devices().max_items(1).collect().await?;
+        // Restart the high-water mark from the current RSS (Linux >= 4.0); harmless if refused.
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
+        let baseline_kib = status_kib("VmRSS");
+        let items = match mode.as_str() {
+            "stream" => {
+                client
+                    .devices()
+                    .page_size(page)
+                    .prefetch(prefetch)
+                    .items()
+                    .try_fold(0usize, |count, device| async move {
+                        std::hint::black_box(device);
+                        Ok(count + 1)
+                    })
+                    .await?
+            }
+            "collect" => {
+                let all = client.devices().page_size(-1).collect().await?;
+                std::hint::black_box(&all);
+                all.len()
+            }
+            other => return Err(format!("unknown mode {other}").into()),
+        };
+        let peak_kib = status_kib("VmHWM");
+        if items != n {
+            return Err(format!("{mode}: {items} devices, expected {n}").into());
+        }
+        Ok::<_, BoxError>(RssReport {
+            baseline_kib,
+            peak_kib,
+            items,
+        })
+    })?;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+/// Runs this binary with a hidden subcommand and decodes the JSON line it prints.
+async fn child<T: serde::de::DeserializeOwned>(
+    exe: &std::path::Path,
+    sub: &str,
+    args: &[String],
+) -> Result<T> {
+    let mut command = Command::new(exe);
+    command.arg(sub).args(args);
+    let output = tokio::task::spawn_blocking(move || command.output()).await??;
+    if !output.status.success() {
+        return Err(format!(
+            "child {sub} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .into());
+    }
+    let stdout = String::from_utf8(output.stdout)?;
+    let line = stdout.lines().last().ok_or("child printed nothing")?;
+    Ok(serde_json::from_str(line)?)
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. wrapper overhead: CPU per device-detail call, ours vs hand-written reqwest + serde_json
+// ---------------------------------------------------------------------------------------
+
+#[derive(Debug, Serialize, Deserialize)]
+struct OverheadReport {
+    calls: usize,
+    ours_cpu_us: u64,
+    raw_cpu_us: u64,
+    ours_wall_us: u64,
+    raw_wall_us: u64,
+    /// Per-round ratios ours/raw, to show the spread.
+    round_ratios: Vec<f64>,
+}
+
+async fn overhead(s: &Sizes, exe: &std::path::Path) -> Result<Vec<Row>> {
+    let fake = FakeServer::builder().devices(1_000).start().await?;
+    let report: OverheadReport = child(
+        exe,
+        "__overhead",
+        &[
+            fake.base_url().to_owned(),
+            fake.api_key().to_owned(),
+            s.overhead_calls.to_string(),
+            s.overhead_rounds.to_string(),
+            s.overhead_warmup.to_string(),
+        ],
+    )
+    .await?;
+    let counters = fake.counters();
+    fake.shutdown().await;
+    let per = |us: u64| us as f64 / report.calls as f64;
+    let r = report.ours_cpu_us as f64 / report.raw_cpu_us.max(1) as f64;
+    let (lo, hi) = report
+        .round_ratios
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+    Ok(vec![
+        Row::info(
+            "3",
+            format!(
+                "device details, {} calls each, zero latency, fake in another process: hand-written reqwest + serde_json",
+                report.calls
+            ),
+            format!(
+                "{:.1} µs CPU per call ({:.1} µs wall)",
+                per(report.raw_cpu_us),
+                per(report.raw_wall_us)
+            ),
+        ),
+        Row {
+            id: "3",
+            what: format!(
+                "leapcraft-ext Client::device (rounds: {:.3}–{:.3}×; fake saw {} get_device)",
+                lo, hi, counters.requests.get_device
+            ),
+            measured: format!(
+                "{:.1} µs CPU per call ({:.1} µs wall)",
+                per(report.ours_cpu_us),
+                per(report.ours_wall_us)
+            ),
+            figure: format!("{r:.3}× hand-written"),
+            target: "≤ 1.10×".into(),
+            met: Some(r <= 1.10),
+        },
+    ])
+}
+
+/// user + system CPU time of this process.
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage only writes the struct we pass, which is zero-initialised plain data.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// The device details, as a hand-written client would decode them.
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct RawDevice {
+    physical_id: Option<String>,
+    name: Option<String>,
+    serial: Option<String>,
+    topology_id: Option<i64>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    meta: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawToken {
+    token: String,
+}
+
+async fn raw_device(
+    http: &reqwest::Client,
+    base: &reqwest::Url,
+    token: &str,
+    id: &str,
+) -> Result<RawDevice> {
+    let mut url = base.clone();
+    url.path_segments_mut()
+        .map_err(|_| "base URL cannot be a base")?
+        .push("devices")
+        .push(id);
+    let response = http.get(url).bearer_auth(token).send().await?;
+    let status = response.status();
+    let body = response.bytes().await?;
+    if !status.is_success() {
+        return Err(format!("{status}: {}", String::from_utf8_lossy(&body)).into());
+    }
+    Ok(serde_json::from_slice(&body)?)
+}
+
+/// `__overhead URL KEY CALLS ROUNDS WARMUP`: the same device-detail calls through our client
+/// and through a hand-written loop, alternating in rounds, on one single-threaded runtime;
+/// prints the CPU time of each (this process only: the fake runs in the parent) as JSON.
+fn child_overhead(args: &[String]) -> Result<()> {
+    let [url, key, calls, rounds, warmup] = args else {
+        return Err("usage: __overhead URL KEY CALLS ROUNDS WARMUP".into());
+    };
+    let (calls, rounds, warmup): (usize, usize, usize) =
+        (calls.parse()?, rounds.parse()?, warmup.parse()?);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let report = rt.block_on(async {
+        let client = Client::builder().api_key(key).base_url(url).build()?;
+        let ids: Vec<String> = client
+            .devices()
+            .page_size(-1)
+            .collect()
+            .await?
+            .into_iter()
+            .map(|d| d.physical_id.to_string())
+            .collect();
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()?;
+        let base = reqwest::Url::parse(&format!("{url}/"))?;
+        let token: RawToken = http
+            .post(base.join("auth/client/token")?)
+            .json(&serde_json::json!({ "api_key": key }))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let base = reqwest::Url::parse(url)?;
+        let id = |i: usize| ids[i % ids.len()].as_str();
+        for i in 0..warmup {
+            std::hint::black_box(client.device(id(i)).await?);
+            std::hint::black_box(raw_device(&http, &base, &token.token, id(i)).await?);
+        }
+        let per_round = calls / rounds.max(1);
+        let mut report = OverheadReport {
+            calls: per_round * rounds.max(1),
+            ours_cpu_us: 0,
+            raw_cpu_us: 0,
+            ours_wall_us: 0,
+            raw_wall_us: 0,
+            round_ratios: Vec::new(),
+        };
+        for round in 0..rounds.max(1) {
+            let mut ours = (Duration::ZERO, Duration::ZERO);
+            let mut raw = (Duration::ZERO, Duration::ZERO);
+            // Alternate which goes first, so drift (caches, frequency) hits both alike.
+            for half in 0..2 {
+                let use_ours = (round + half) % 2 == 0;
+                let (c0, t0) = (cpu_time(), Instant::now());
+                for i in 0..per_round {
+                    let i = round * per_round + i;
+                    if use_ours {
+                        std::hint::black_box(client.device(id(i)).await?);
+                    } else {
+                        std::hint::black_box(
+                            raw_device(&http, &base, &token.token, id(i)).await?,
+                        );
+                    }
+                }
+                let spent = (cpu_time() - c0, t0.elapsed());
+                if use_ours {
+                    ours = spent;
+                } else {
+                    raw = spent;
+                }
+            }
+            report.ours_cpu_us += ours.0.as_micros() as u64;
+            report.ours_wall_us += ours.1.as_micros() as u64;
+            report.raw_cpu_us += raw.0.as_micros() as u64;
+            report.raw_wall_us += raw.1.as_micros() as u64;
+            report
+                .round_ratios
+                .push(ours.0.as_secs_f64() / raw.0.as_secs_f64().max(1e-9));
+        }
+        Ok::<_, BoxError>(report)
+    })?;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. refresh storm
+// ---------------------------------------------------------------------------------------
+
+async fn storm(s: &Sizes) -> Result<Vec<Row>> {
+    // Some latency, so that every call is in flight with the old token before the first
+    // 401 comes back: a storm, not a queue.
+    let fake = FakeServer::builder()
+        .devices(100)
+        .latency(s.storm_latency)
+        .start()
+        .await?;
+    let client = client_for(&fake)?;
+    let ids: Vec<String> = (0..100).map(|i| fake.dataset().physical_id(i)).collect();
+    client.device(ids[0].as_str()).await?;
+    fake.reset_counters();
+    fake.expire_tokens();
+    let t = Instant::now();
+    let tasks: Vec<_> = (0..s.storm_calls)
+        .map(|i| {
+            let client = client.clone();
+            let id = ids[i % ids.len()].clone();
+            tokio::spawn(async move { client.device(id).await })
+        })
+        .collect();
+    let mut failed = 0;
+    for task in tasks {
+        if !matches!(task.await, Ok(Ok(_))) {
+            failed += 1;
+        }
+    }
+    let elapsed = t.elapsed();
+    let c = fake.counters();
+    fake.shutdown().await;
+    if failed > 0 {
+        return Err(format!("refresh storm: {failed} of {} calls failed", s.storm_calls).into());
+    }
+    Ok(vec![Row {
+        id: "4",
+        what: format!(
+            "refresh storm: {} concurrent calls on an expired token ({} ms latency)",
+            s.storm_calls,
+            s.storm_latency.as_millis()
+        ),
+        measured: format!(
+            "{} token exchanges; {} get_device requests, {} answered 401, peak {} in flight; {}",
+            c.token_exchanges,
+            c.requests.get_device,
+            c.unauthorized,
+            c.peak_in_flight.get_device,
+            secs(elapsed)
+        ),
+        figure: format!("{} exchange(s)", c.token_exchanges),
+        target: "1".into(),
+        met: Some(c.token_exchanges == 1),
+    }])
+}
+
+// ---------------------------------------------------------------------------------------
+// the report
+// ---------------------------------------------------------------------------------------
+
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim() == "model name").then(|| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    format!(
+        "{cpus} CPUs (nproc), {:.1} GiB memory, {model}",
+        mem_kib as f64 / 1024.0 / 1024.0
+    )
+}
+
+fn report(s: &Sizes, rows: &[Row], command: &str, elapsed: Duration) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "- Command: `{command}`");
+    let _ = writeln!(
+        out,
+        "- Date: {} (the run took {:.0} s)",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        elapsed.as_secs_f64()
+    );
+    let _ = writeln!(out, "- Machine: {}", machine());
+    let profile = if cfg!(debug_assertions) {
+        "debug (figures not representative)"
+    } else {
+        "release"
+    };
+    let _ = writeln!(
+        out,
+        "- Build: {profile}; sizes: {}",
+        if s.quick { "quick" } else { "full" }
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(out, "| # | benchmark | measured | figure | target | met |");
+    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    for r in rows {
+        let met = match r.met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "",
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            r.id, r.what, r.measured, r.figure, r.target, met
+        );
+    }
+    out
+}
+
+/// Writes the report between the markers, keeping whatever the file holds outside them.
+fn write_report(path: &std::path::Path, report: &str) -> Result<()> {
+    let block = format!("{BEGIN}\n{report}{END}");
+    let text = match std::fs::read_to_string(path) {
+        Ok(old) => match (old.find(BEGIN), old.find(END)) {
+            (Some(b), Some(e)) if b < e => {
+                format!("{}{block}{}", &old[..b], &old[e + END.len()..])
+            }
+            _ => format!("{old}\n{block}\n"),
+        },
+        Err(_) => format!("# Benchmarks\n\n{block}\n"),
+    };
+    std::fs::write(path, text)?;
+    Ok(())
+}
