@@ -504,10 +504,15 @@ async fn every_device_exactly_once_despite_faults_and_expiring_tokens() {
         .devices(240)
         .fault_rate(0.2)
         .fault_kinds(FaultKind::ALL)
+        .fault_token_exchange(true)
         .token_max_uses(3)
         .start()
         .await
         .unwrap();
+    // On top of the 20 %: one of each kind first, so that every kind is surely seen.
+    for kind in FaultKind::ALL {
+        fake.inject_faults(kind, 1);
+    }
     let devices = json_list(leapcraft(&fake).args([
         "--max-attempts",
         "12",
