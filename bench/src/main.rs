@@ -308,9 +308,18 @@ async fn streaming(s: &Sizes, exe: &std::path::Path) -> Result<Vec<Row>> {
         page.to_string(),
         s.prefetch.to_string(),
     ];
-    let stream_rss: RssReport = child(exe, "__rss", &[&["stream".to_owned()], &common[..]].concat()).await?;
-    let collect_rss: RssReport =
-        child(exe, "__rss", &[&["collect".to_owned()], &common[..]].concat()).await?;
+    let stream_rss: RssReport = child(
+        exe,
+        "__rss",
+        &[&["stream".to_owned()], &common[..]].concat(),
+    )
+    .await?;
+    let collect_rss: RssReport = child(
+        exe,
+        "__rss",
+        &[&["collect".to_owned()], &common[..]].concat(),
+    )
+    .await?;
     fake.shutdown().await;
 
     let r_plain = ratio(plain, server_bound);
@@ -364,8 +373,12 @@ async fn streaming(s: &Sizes, exe: &std::path::Path) -> Result<Vec<Row>> {
                 "{} peak ({} before, {} growth; {:.1}× the streaming growth)",
                 mib(collect_rss.peak_kib),
                 mib(collect_rss.baseline_kib),
-                mib(collect_rss.peak_kib.saturating_sub(collect_rss.baseline_kib)),
-                collect_rss.peak_kib.saturating_sub(collect_rss.baseline_kib) as f64
+                mib(collect_rss
+                    .peak_kib
+                    .saturating_sub(collect_rss.baseline_kib)),
+                collect_rss
+                    .peak_kib
+                    .saturating_sub(collect_rss.baseline_kib) as f64
                     / (stream_rss.peak_kib.saturating_sub(stream_rss.baseline_kib)).max(1) as f64
             ),
         ),
@@ -644,9 +657,7 @@ fn child_overhead(args: &[String]) -> Result<()> {
                     if use_ours {
                         std::hint::black_box(client.device(id(i)).await?);
                     } else {
-                        std::hint::black_box(
-                            raw_device(&http, &base, &token.token, id(i)).await?,
-                        );
+                        std::hint::black_box(raw_device(&http, &base, &token.token, id(i)).await?);
                     }
                 }
                 let spent = (cpu_time() - c0, t0.elapsed());

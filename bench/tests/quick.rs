@@ -12,7 +12,10 @@ fn quick_mode_runs_and_prints_every_figure() {
         .expect("the bench binary runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        output.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     for needle in [
         "| 1 | latest_many at DEFAULT_CONCURRENCY",
         "| 2 | the same with prefetch(",
