@@ -11,7 +11,19 @@ use leapcraft_ext::{Resolution, Timestamp};
 /// The API key comes from `--api-key` or `LEAPCRAFT_API_KEY`; `--demo` needs none and runs
 /// against a fake server started in-process.
 #[derive(Debug, Parser)]
-#[command(name = "leapcraft", version, about, long_about = None)]
+#[command(
+    name = "leapcraft",
+    version,
+    about = "Devices, telemetry, topologies, notifications and things of a Leapcraft account.",
+    long_about = None,
+    after_help = "The API key comes from --api-key or LEAPCRAFT_API_KEY; --demo needs none.\n\
+                  Exit codes: 0 success, 2 usage error, 3 authentication failure or no key, \
+                  4 not found, 1 anything else.\n\n\
+                  Examples:\n  \
+                  leapcraft --demo devices\n  \
+                  leapcraft --demo --format json latest --all\n  \
+                  leapcraft telemetry D2:C1:AA:FF:3E:09 --averages daily --from 2026-03-01 --to 2026-03-08 --chart week.svg"
+)]
 pub struct Cli {
     /// Base URL of the API.
     #[arg(
@@ -50,6 +62,11 @@ pub struct Cli {
     #[arg(long, global = true, default_value_t = 30.0, value_name = "SECONDS",
           value_parser = parse_seconds)]
     pub max_retry_wait: f64,
+
+    /// Allow a plain `http://` base URL to a host other than loopback (the key and the
+    /// token then cross the network in clear text).
+    #[arg(long, global = true)]
+    pub allow_insecure_http: bool,
 
     /// What to do.
     #[command(subcommand)]

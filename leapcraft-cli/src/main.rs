@@ -64,6 +64,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let mut builder = Client::builder()
         .api_key(api_key)
         .app_name(concat!("leapcraft-cli/", env!("CARGO_PKG_VERSION")))
+        .allow_insecure_http(cli.allow_insecure_http)
         .retry_policy(
             RetryPolicy::default()
                 .with_max_attempts(cli.max_attempts)
