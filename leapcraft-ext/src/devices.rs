@@ -1,11 +1,9 @@
 //! Devices: [`Device`], listing them page by page, getting one.
 
-use std::num::NonZeroU64;
-
 use futures::FutureExt;
 use serde_json::{Map, Value};
 
-use crate::paging::{PageRequest, Pager, key_of};
+use crate::paging::{PageRequest, Pager, Scheme, key_of};
 use crate::{Client, DeviceKind, Error, PhysicalId, types};
 
 /// The API's default number of devices per page.
@@ -97,17 +95,17 @@ impl Client {
         let client = self.clone();
         Pager::new(
             "list_devices",
+            Scheme::Pages,
             DEFAULT_DEVICE_PAGE_SIZE,
             |d: &Device| key_of(&d.physical_id),
             move |page: PageRequest| {
                 let client = client.clone();
                 async move {
-                    let number = NonZeroU64::new(page.index + 1).expect("index + 1 is at least 1");
                     let send = client
                         .api()
                         .list_devices()
                         .limit(page.limit)
-                        .page(number)
+                        .page(page.page_number())
                         .send();
                     let devices: Vec<types::Device> = client.call("list_devices", send).await?;
                     Ok(devices.into_iter().map(Device::from).collect())

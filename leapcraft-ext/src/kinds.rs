@@ -44,7 +44,7 @@ macro_rules! open_enum {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
+                f.pad(self.as_str())
             }
         }
 
@@ -113,6 +113,7 @@ mod tests {
             serde_json::to_string(&kinds).unwrap(),
             r#"["ambinode","Ambinode","new kind ✨",""]"#
         );
+        assert_eq!(format!("[{:>10}]", DeviceKind::Ambinode), "[  ambinode]");
         let category: NotificationCategory = serde_json::from_str(r#""maintenance""#).unwrap();
         assert_eq!(category, NotificationCategory::Other("maintenance".into()));
     }

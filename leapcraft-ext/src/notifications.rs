@@ -2,7 +2,7 @@
 
 use futures::FutureExt;
 
-use crate::paging::{PageRequest, Pager, key_of};
+use crate::paging::{PageRequest, Pager, Scheme, key_of};
 use crate::{Client, NotificationCategory, PhysicalId, Timestamp, types};
 
 /// The most notifications the API returns per request.
@@ -61,18 +61,20 @@ impl Client {
         let client = self.clone();
         Pager::new(
             "list_notifications",
+            Scheme::Offsets {
+                max_limit: MAX_NOTIFICATION_PAGE_SIZE,
+            },
             DEFAULT_NOTIFICATION_PAGE_SIZE,
             |n: &Notification| key_of(n.id),
             move |page: PageRequest| {
                 let client = client.clone();
                 let device = device.clone();
                 async move {
-                    let offset = page.index * page.limit.max(1) as u64;
                     let mut request = client
                         .api()
                         .list_notifications()
                         .limit(page.limit)
-                        .offset(offset);
+                        .offset(page.offset);
                     if let Some(device) = &device {
                         request = request.physical_id(device.checked("list_notifications")?);
                     }
@@ -83,6 +85,5 @@ impl Client {
                 .boxed()
             },
         )
-        .max_page_size(MAX_NOTIFICATION_PAGE_SIZE)
     }
 }

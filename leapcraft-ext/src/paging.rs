@@ -18,10 +18,37 @@ use crate::Error;
 /// What one page request asks for.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct PageRequest {
-    /// 0 for the first page.
-    pub index: u64,
+    /// How many items of the list come before this page.
+    pub offset: u64,
     /// Items per page; `-1` asks for everything at once.
     pub limit: i64,
+}
+
+impl PageRequest {
+    /// The 1-based page number, for lists paged by number (the offset is a multiple of the
+    /// limit: [`Pager`] checks it).
+    pub fn page_number(&self) -> std::num::NonZeroU64 {
+        let page = if self.limit >= 1 {
+            self.offset / self.limit as u64
+        } else {
+            0
+        };
+        std::num::NonZeroU64::MIN.saturating_add(page)
+    }
+}
+
+/// How a list is paged on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    /// `page` (from 1) and `limit`, `-1` for all: devices.
+    Pages,
+    /// `offset` and `limit`, with a cap: notifications.
+    Offsets {
+        /// The largest limit the API accepts.
+        max_limit: i64,
+    },
+    /// `limit` alone, `-1` for all: only the first page exists (things).
+    FirstOnly,
 }
 
 type Fetch<T> = Arc<dyn Fn(PageRequest) -> BoxFuture<'static, Result<Vec<T>, Error>> + Send + Sync>;
@@ -47,10 +74,9 @@ pub struct Pager<T> {
     operation: &'static str,
     fetch: Fetch<T>,
     key: fn(&T) -> Option<u64>,
+    scheme: Scheme,
     page_size: i64,
-    max_page_size: Option<i64>,
-    /// The API can only return the first page (things): one request.
-    single_request: bool,
+    skip: u64,
     max_items: Option<usize>,
     prefetch: usize,
 }
@@ -76,6 +102,7 @@ pub(crate) fn key_of(id: impl Hash) -> Option<u64> {
 impl<T: Send + 'static> Pager<T> {
     pub(crate) fn new(
         operation: &'static str,
+        scheme: Scheme,
         page_size: i64,
         key: fn(&T) -> Option<u64>,
         fetch: impl Fn(PageRequest) -> BoxFuture<'static, Result<Vec<T>, Error>> + Send + Sync + 'static,
@@ -84,22 +111,12 @@ impl<T: Send + 'static> Pager<T> {
             operation,
             fetch: Arc::new(fetch),
             key,
+            scheme,
             page_size,
-            max_page_size: None,
-            single_request: false,
+            skip: 0,
             max_items: None,
             prefetch: 0,
         }
-    }
-
-    pub(crate) fn max_page_size(mut self, max: i64) -> Self {
-        self.max_page_size = Some(max);
-        self
-    }
-
-    pub(crate) fn single_request(mut self) -> Self {
-        self.single_request = true;
-        self
     }
 
     /// Items per request. Values above the API's cap are clamped to it (50 for
@@ -107,6 +124,14 @@ impl<T: Send + 'static> Pager<T> {
     /// (devices and things); `0` and other negative values are invalid input.
     pub fn page_size(mut self, size: i64) -> Self {
         self.page_size = size;
+        self
+    }
+
+    /// Start after the first `items` items of the list. Notifications start at any offset;
+    /// devices, paged by number, need a multiple of the page size (`skip(2 * size)` starts on
+    /// page 3); things have only a first page. Anything else is invalid input.
+    pub fn skip(mut self, items: u64) -> Self {
+        self.skip = items;
         self
     }
 
@@ -151,26 +176,37 @@ impl<T: Send + 'static> Pager<T> {
 
     fn plan(self) -> Result<PageState<T>, Error> {
         let op = self.operation;
-        let mut limit = match self.page_size {
-            -1 if self.max_page_size.is_none() => -1,
-            size if size >= 1 => size.min(self.max_page_size.unwrap_or(i64::MAX)),
-            size => {
+        let all_allowed = !matches!(self.scheme, Scheme::Offsets { .. });
+        let mut limit = match (self.page_size, self.scheme) {
+            (-1, _) if all_allowed => -1,
+            (size, Scheme::Offsets { max_limit }) if size >= 1 => size.min(max_limit),
+            (size, _) if size >= 1 => size,
+            (size, _) => {
+                let all = if all_allowed { ", or -1 for all" } else { "" };
                 return Err(Error::invalid(format!(
-                    "{op}: page size {size} (use at least 1{})",
-                    if self.max_page_size.is_none() {
-                        ", or -1 for all"
-                    } else {
-                        ""
-                    }
+                    "{op}: page size {size} (use at least 1{all})"
                 )));
             }
         };
-        // Asking for fewer than a page: ask for just that many (the page size stays fixed
-        // across pages, or page arithmetic would break).
+        let skip_ok = match self.scheme {
+            Scheme::Offsets { .. } => true,
+            Scheme::Pages => {
+                self.skip == 0 || (limit >= 1 && self.skip.is_multiple_of(limit as u64))
+            }
+            Scheme::FirstOnly => self.skip == 0,
+        };
+        if !skip_ok {
+            return Err(Error::invalid(format!(
+                "{op}: cannot start after {} items with pages of {limit}",
+                self.skip
+            )));
+        }
+        // Asking for fewer than a page: ask for just that many, unless that would move the
+        // page boundaries of a list paged by number.
         if let Some(max) = self.max_items {
-            let max = i64::try_from(max).unwrap_or(i64::MAX);
-            if limit == -1 || max < limit {
-                limit = max.max(1);
+            let max = i64::try_from(max).unwrap_or(i64::MAX).max(1);
+            if (limit == -1 || max < limit) && (self.skip == 0 || self.scheme != Scheme::Pages) {
+                limit = max;
             }
         }
         Ok(PageState {
@@ -178,7 +214,8 @@ impl<T: Send + 'static> Pager<T> {
             fetch: self.fetch,
             key: self.key,
             limit,
-            single_request: self.single_request || limit == -1,
+            skip: self.skip,
+            single_request: self.scheme == Scheme::FirstOnly || limit == -1,
             window: 1 + self.prefetch,
             remaining: self.max_items,
             next_index: 0,
@@ -195,6 +232,7 @@ struct PageState<T> {
     fetch: Fetch<T>,
     key: fn(&T) -> Option<u64>,
     limit: i64,
+    skip: u64,
     single_request: bool,
     window: usize,
     remaining: Option<usize>,
@@ -255,7 +293,7 @@ impl<T: Send + 'static> PageState<T> {
                 }
             }
             let request = PageRequest {
-                index: self.next_index,
+                offset: self.skip + self.next_index * self.limit.max(0) as u64,
                 limit: self.limit,
             };
             self.in_flight.push_back((self.fetch)(request));

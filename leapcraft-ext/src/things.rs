@@ -2,7 +2,7 @@
 
 use futures::FutureExt;
 
-use crate::paging::{PageRequest, Pager};
+use crate::paging::{PageRequest, Pager, Scheme};
 use crate::{Client, types};
 
 /// The API's default number of things per request.
@@ -24,6 +24,7 @@ impl Client {
         let client = self.clone();
         Pager::new(
             "list_things",
+            Scheme::FirstOnly,
             DEFAULT_THINGS_LIMIT,
             |_| None,
             move |page: PageRequest| {
@@ -35,6 +36,5 @@ impl Client {
                 .boxed()
             },
         )
-        .single_request()
     }
 }

@@ -589,3 +589,65 @@ async fn follow_yields_each_new_notification_once() {
     assert!(quiet.is_err(), "each notification once");
     assert_eq!(fake.notifications().len(), existing + 2);
 }
+
+#[tokio::test]
+async fn skip_starts_later_in_the_list() {
+    let (server, client) = mock().await;
+    let third = server
+        .mock_async(|when, then| {
+            when.path("/v1/devices")
+                .query_param("limit", "10")
+                .query_param("page", "3");
+            then.status(200).json_body(devices(20..25));
+        })
+        .await;
+    let got = client
+        .devices()
+        .page_size(10)
+        .skip(20)
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(ids(&got)[0], "dev-20");
+    assert_eq!(third.calls_async().await, 1);
+    assert!(matches!(
+        client.devices().page_size(10).skip(5).collect().await,
+        Err(Error::InvalidInput(_))
+    ));
+    assert!(matches!(
+        client.things().skip(1).collect().await,
+        Err(Error::InvalidInput(_))
+    ));
+
+    let from_seven = server
+        .mock_async(|when, then| {
+            when.path("/v1/notifications")
+                .query_param("offset", "7")
+                .query_param("limit", "2");
+            then.status(200).json_body(json!([{"id": 7}, {"id": 8}]));
+        })
+        .await;
+    let from_nine = server
+        .mock_async(|when, then| {
+            when.path("/v1/notifications")
+                .query_param("offset", "9")
+                .query_param("limit", "2");
+            then.status(200).json_body(json!([{"id": 9}]));
+        })
+        .await;
+    let notes = client
+        .notifications()
+        .page_size(2)
+        .skip(7)
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(notes.iter().map(|n| n.id).collect::<Vec<_>>(), [7, 8, 9]);
+    assert_eq!(
+        (
+            from_seven.calls_async().await,
+            from_nine.calls_async().await
+        ),
+        (1, 1)
+    );
+}
