@@ -107,18 +107,14 @@ async fn devices(client: &Client, args: DevicesArgs) -> Result<Records, Failure>
         bar.finish_and_clear();
         result?
     } else {
-        // The SDK's pager starts at the first page: read up to the requested one.
-        let (limit, page) = (i64::from(args.limit), args.page as usize);
+        let (limit, page) = (u64::from(args.limit), u64::from(args.page));
         client
             .devices()
-            .page_size(limit)
-            .max_items(page * args.limit as usize)
-            .pages()
-            .skip(page - 1)
-            .next()
-            .await
-            .transpose()?
-            .unwrap_or_default()
+            .page_size(i64::from(args.limit))
+            .skip((page - 1) * limit)
+            .max_items(args.limit as usize)
+            .collect()
+            .await?
     };
     Ok(Records::list(&devices, DEVICE_COLUMNS, device_cells)?)
 }
@@ -318,11 +314,12 @@ async fn notifications(client: &Client, args: NotificationsArgs) -> Result<Recor
         bar.finish_and_clear();
         result?
     } else {
-        // The SDK's pager starts at offset 0: read through the offset, keep what follows.
-        let (offset, limit) = (args.offset as usize, args.limit as usize);
-        let mut all: Vec<Notification> = pager.max_items(offset + limit).collect().await?;
-        all.drain(..offset.min(all.len()));
-        all
+        pager
+            .page_size(i64::from(args.limit))
+            .skip(u64::from(args.offset))
+            .max_items(args.limit as usize)
+            .collect()
+            .await?
     };
     Ok(Records::list(
         &found,
