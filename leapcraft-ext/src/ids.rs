@@ -16,12 +16,17 @@ macro_rules! id_type {
                 &self.0
             }
 
-            /// The id, or [`Error::InvalidInput`](crate::Error::InvalidInput) if it is empty.
+            /// The id, or [`Error::InvalidInput`](crate::Error::InvalidInput) if it cannot be
+            /// sent: empty, or `.` or `..`, which URL parsers resolve as dot segments even
+            /// when percent-encoded (the request would reach another path).
             pub(crate) fn checked(&self, operation: &str) -> Result<&str, crate::Error> {
-                if self.0.is_empty() {
-                    Err(crate::Error::invalid(format!(concat!("{}: empty ", $what), operation)))
-                } else {
-                    Ok(&self.0)
+                match self.0.as_str() {
+                    "" => Err(crate::Error::invalid(format!(concat!("{}: empty ", $what), operation))),
+                    "." | ".." => Err(crate::Error::invalid(format!(
+                        concat!("{}: ", $what, " {:?} cannot be sent as a path segment"),
+                        operation, self.0
+                    ))),
+                    id => Ok(id),
                 }
             }
         }

@@ -523,7 +523,7 @@ async fn no_retry_is_started_past_the_overall_deadline() {
 }
 
 #[tokio::test]
-async fn empty_ids_are_invalid_input_before_any_request() {
+async fn unsendable_ids_are_invalid_input_before_any_request() {
     let (server, sleep) = scripted().await;
     let client = client(server.base_url(), &sleep).build().unwrap();
     assert!(matches!(
