@@ -47,6 +47,11 @@ mod topologies;
 mod transport;
 mod watch;
 
+/// The README's Rust examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 pub use bulk::DEFAULT_CONCURRENCY;
 pub use devices::{DEFAULT_DEVICE_PAGE_SIZE, Device};
 pub use ids::{GatewayId, PhysicalId};
