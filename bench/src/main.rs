@@ -58,7 +58,7 @@ impl Sizes {
             stream_latency: Duration::from_millis(10),
             prefetch: 2,
             overhead_calls: 20_000,
-            overhead_rounds: 10,
+            overhead_rounds: 20,
             overhead_warmup: 2_000,
             storm_calls: 1_000,
             storm_latency: Duration::from_millis(50),
@@ -75,7 +75,7 @@ impl Sizes {
             stream_latency: Duration::from_millis(2),
             prefetch: 2,
             overhead_calls: 200,
-            overhead_rounds: 2,
+            overhead_rounds: 3,
             overhead_warmup: 20,
             storm_calls: 100,
             storm_latency: Duration::from_millis(20),
@@ -483,11 +483,23 @@ async fn child<T: serde::de::DeserializeOwned>(
 struct OverheadReport {
     calls: usize,
     ours_cpu_us: u64,
+    generated_cpu_us: u64,
     raw_cpu_us: u64,
     ours_wall_us: u64,
     raw_wall_us: u64,
-    /// Per-round ratios ours/raw, to show the spread.
-    round_ratios: Vec<f64>,
+    /// Per-round ratios ours/raw and generated/raw.
+    ours_ratios: Vec<f64>,
+    generated_ratios: Vec<f64>,
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }
 
 async fn overhead(s: &Sizes, exe: &std::path::Path) -> Result<Vec<Row>> {
@@ -507,16 +519,18 @@ async fn overhead(s: &Sizes, exe: &std::path::Path) -> Result<Vec<Row>> {
     let counters = fake.counters();
     fake.shutdown().await;
     let per = |us: u64| us as f64 / report.calls as f64;
-    let r = report.ours_cpu_us as f64 / report.raw_cpu_us.max(1) as f64;
-    let (lo, hi) = report
-        .round_ratios
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+    let r = median(&report.ours_ratios);
+    let g = median(&report.generated_ratios);
+    let spread = |v: &[f64]| {
+        v.iter()
+            .fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(*x), hi.max(*x)))
+    };
+    let (lo, hi) = spread(&report.ours_ratios);
     Ok(vec![
         Row::info(
             "3",
             format!(
-                "device details, {} calls each, zero latency, fake in another process: hand-written reqwest + serde_json",
+                "device details, {} calls per client, zero latency, fake in the parent process: hand-written reqwest + serde_json",
                 report.calls
             ),
             format!(
@@ -525,16 +539,26 @@ async fn overhead(s: &Sizes, exe: &std::path::Path) -> Result<Vec<Row>> {
                 per(report.raw_wall_us)
             ),
         ),
+        Row::info(
+            "3",
+            "the generated leapcraft-api client alone (no leapcraft-ext transport; token as a default header)",
+            format!(
+                "{:.1} µs CPU per call; median of rounds {g:.3}× hand-written",
+                per(report.generated_cpu_us)
+            ),
+        ),
         Row {
             id: "3",
             what: format!(
-                "leapcraft-ext Client::device (rounds: {:.3}–{:.3}×; fake saw {} get_device)",
-                lo, hi, counters.requests.get_device
+                "leapcraft-ext Client::device (median of {} rounds; rounds {lo:.2}–{hi:.2}×; fake saw {} get_device)",
+                report.ours_ratios.len(),
+                counters.requests.get_device
             ),
             measured: format!(
-                "{:.1} µs CPU per call ({:.1} µs wall)",
+                "{:.1} µs CPU per call ({:.1} µs wall); totals {:.3}×",
                 per(report.ours_cpu_us),
-                per(report.ours_wall_us)
+                per(report.ours_wall_us),
+                report.ours_cpu_us as f64 / report.raw_cpu_us.max(1) as f64
             ),
             figure: format!("{r:.3}× hand-written"),
             target: "≤ 1.10×".into(),
@@ -596,9 +620,10 @@ async fn raw_device(
     Ok(serde_json::from_slice(&body)?)
 }
 
-/// `__overhead URL KEY CALLS ROUNDS WARMUP`: the same device-detail calls through our client
-/// and through a hand-written loop, alternating in rounds, on one single-threaded runtime;
-/// prints the CPU time of each (this process only: the fake runs in the parent) as JSON.
+/// `__overhead URL KEY CALLS ROUNDS WARMUP`: the same device-detail calls through our client,
+/// through the generated client alone and through a hand-written loop, taking turns in
+/// rounds, on one single-threaded runtime; prints the CPU time of each (this process only:
+/// the fake runs in the parent) as JSON.
 fn child_overhead(args: &[String]) -> Result<()> {
     let [url, key, calls, rounds, warmup] = args else {
         return Err("usage: __overhead URL KEY CALLS ROUNDS WARMUP".into());
@@ -631,49 +656,88 @@ fn child_overhead(args: &[String]) -> Result<()> {
             .json()
             .await?;
         let base = reqwest::Url::parse(url)?;
+        // The generated client alone: no transport, the token as a default header.
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {}", token.token).parse()?,
+        );
+        let generated = leapcraft_api::Client::new_with_client(
+            url,
+            reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .default_headers(headers)
+                .build()?,
+            leapcraft_api::Hooks::default(),
+        );
         let id = |i: usize| ids[i % ids.len()].as_str();
+        let call = |mode: usize, i: usize| {
+            let (client, generated, http, base, token) =
+                (&client, &generated, &http, &base, &token.token);
+            async move {
+                match mode {
+                    0 => {
+                        std::hint::black_box(client.device(id(i)).await?);
+                    }
+                    1 => {
+                        std::hint::black_box(
+                            generated
+                                .get_device()
+                                .physical_id(id(i))
+                                .send()
+                                .await?
+                                .into_inner(),
+                        );
+                    }
+                    _ => {
+                        std::hint::black_box(raw_device(http, base, token, id(i)).await?);
+                    }
+                }
+                Ok::<_, BoxError>(())
+            }
+        };
         for i in 0..warmup {
-            std::hint::black_box(client.device(id(i)).await?);
-            std::hint::black_box(raw_device(&http, &base, &token.token, id(i)).await?);
+            for mode in 0..3 {
+                call(mode, i).await?;
+            }
         }
-        let per_round = calls / rounds.max(1);
+        let only = std::env::var("LEAPCRAFT_BENCH_ONLY").ok();
+        let rounds = rounds.max(1);
+        let per_round = calls / rounds;
         let mut report = OverheadReport {
-            calls: per_round * rounds.max(1),
+            calls: per_round * rounds,
             ours_cpu_us: 0,
+            generated_cpu_us: 0,
             raw_cpu_us: 0,
             ours_wall_us: 0,
             raw_wall_us: 0,
-            round_ratios: Vec::new(),
+            ours_ratios: Vec::new(),
+            generated_ratios: Vec::new(),
         };
-        for round in 0..rounds.max(1) {
-            let mut ours = (Duration::ZERO, Duration::ZERO);
-            let mut raw = (Duration::ZERO, Duration::ZERO);
-            // Alternate which goes first, so drift (caches, frequency) hits both alike.
-            for half in 0..2 {
-                let use_ours = (round + half) % 2 == 0;
+        const NAMES: [&str; 3] = ["ours", "generated", "raw"];
+        for round in 0..rounds {
+            let mut spent = [(Duration::ZERO, Duration::ZERO); 3];
+            // Rotate which goes first, so drift (caches, frequency, load) hits all alike.
+            for k in 0..3 {
+                let mode = (round + k) % 3;
+                // For profiling one client alone: LEAPCRAFT_BENCH_ONLY=ours|generated|raw.
+                if only.as_deref().is_some_and(|o| o != NAMES[mode]) {
+                    continue;
+                }
                 let (c0, t0) = (cpu_time(), Instant::now());
                 for i in 0..per_round {
-                    let i = round * per_round + i;
-                    if use_ours {
-                        std::hint::black_box(client.device(id(i)).await?);
-                    } else {
-                        std::hint::black_box(raw_device(&http, &base, &token.token, id(i)).await?);
-                    }
+                    call(mode, round * per_round + i).await?;
                 }
-                let spent = (cpu_time() - c0, t0.elapsed());
-                if use_ours {
-                    ours = spent;
-                } else {
-                    raw = spent;
-                }
+                spent[mode] = (cpu_time() - c0, t0.elapsed());
             }
-            report.ours_cpu_us += ours.0.as_micros() as u64;
-            report.ours_wall_us += ours.1.as_micros() as u64;
-            report.raw_cpu_us += raw.0.as_micros() as u64;
-            report.raw_wall_us += raw.1.as_micros() as u64;
-            report
-                .round_ratios
-                .push(ours.0.as_secs_f64() / raw.0.as_secs_f64().max(1e-9));
+            report.ours_cpu_us += spent[0].0.as_micros() as u64;
+            report.ours_wall_us += spent[0].1.as_micros() as u64;
+            report.generated_cpu_us += spent[1].0.as_micros() as u64;
+            report.raw_cpu_us += spent[2].0.as_micros() as u64;
+            report.raw_wall_us += spent[2].1.as_micros() as u64;
+            let raw = spent[2].0.as_secs_f64().max(1e-9);
+            report.ours_ratios.push(spent[0].0.as_secs_f64() / raw);
+            report.generated_ratios.push(spent[1].0.as_secs_f64() / raw);
         }
         Ok::<_, BoxError>(report)
     })?;
