@@ -26,6 +26,7 @@
 #[rustfmt::skip]
 mod generated;
 mod hooks;
+mod path;
 mod timestamp;
 
 pub use generated::*;

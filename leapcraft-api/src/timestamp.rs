@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 
 /// An instant in UTC, decoded from any timestamp shape the Leapcraft API sends.
 ///
@@ -30,7 +30,8 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(DateTime<Utc>);
 
-/// A string that is not a timestamp in any shape [`Timestamp`] accepts.
+/// A string that is not a timestamp in any shape [`Timestamp`] accepts (years outside
+/// 0000–9999 included: RFC 3339 cannot write them back).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TimestampError {
     input: String,
@@ -67,24 +68,29 @@ impl FromStr for Timestamp {
     type Err = TimestampError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-            return Ok(Self(t.with_timezone(&Utc)));
-        }
-        for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
-            if let Ok(t) = NaiveDateTime::parse_from_str(s, format) {
-                return Ok(Self(t.and_utc()));
-            }
-        }
-        if let Some(t) = NaiveDate::parse_from_str(s, "%Y-%m-%d")
-            .ok()
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-        {
-            return Ok(Self(t.and_utc()));
-        }
-        Err(TimestampError {
-            input: s.to_owned(),
-        })
+        parse(s)
+            .filter(|t| (0..=9999).contains(&t.year()))
+            .map(Self)
+            .ok_or_else(|| TimestampError {
+                input: s.to_owned(),
+            })
     }
+}
+
+/// Every shape the API sends, zoneless meaning UTC.
+fn parse(s: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, format) {
+            return Some(t.and_utc());
+        }
+    }
+    let midnight = NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()?
+        .and_hms_opt(0, 0, 0)?;
+    Some(midnight.and_utc())
 }
 
 impl fmt::Display for Timestamp {

@@ -147,6 +147,9 @@ async fn hostile_path_parameters_arrive_as_one_encoded_segment() {
         ("...", "..."),
         ("../devices", "..%2Fdevices"),
         ("ä€", "%C3%A4%E2%82%AC"),
+        ("a\\b", "a%5Cb"),
+        ("\\..", "%5C.."),
+        ("[x]|^", "%5Bx%5D%7C%5E"),
     ];
     let mut failures = Vec::new();
     for (id, segment) in cases {

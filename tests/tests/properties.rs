@@ -572,11 +572,9 @@ proptest! {
     }
 }
 
-/// Known defect: serde_json (without its `float_roundtrip` feature) parses some floats to a
-/// neighbouring `f64`, so a metric or a `meta` number we encode does not decode to the same
-/// value. Found by `decoding_arbitrary_json_never_panics` with arbitrary floats.
+/// serde_json without its `float_roundtrip` feature (now on, workspace-wide) parsed some
+/// floats to a neighbouring `f64`. Found by `decoding_arbitrary_json_never_panics`.
 #[test]
-#[ignore = "known defect: serde_json without `float_roundtrip` misrounds some floats"]
 fn arbitrary_floats_round_trip_through_json() {
     let x = 9.398784041628167e-166_f64;
     let reading: leapcraft_ext::Reading =
@@ -586,12 +584,11 @@ fn arbitrary_floats_round_trip_through_json() {
     assert_eq!(again.temperature, Some(x), "{encoded}");
 }
 
-/// Known defect: the lenient parser accepts years outside 0000–9999 (`-1-1-1` is year -1),
+/// Was a defect: the lenient parser accepted years outside 0000–9999 (`-1-1-1` is year -1),
 /// but what `Timestamp` then displays (`-0001-01-01T00:00:00.000Z`) does not parse: such a
 /// value cannot be encoded and decoded again. Found by
 /// `timestamp_near_misses_never_panic_and_what_parses_round_trips` with signed years.
 #[test]
-#[ignore = "known defect: Timestamp parses years outside 0000-9999 it cannot display back"]
 fn timestamps_with_any_year_round_trip() {
     for input in ["-1-1-1", "+10000-01-01", "12345-01-01"] {
         if let Ok(t) = input.parse::<Timestamp>() {
@@ -638,12 +635,9 @@ fn physical_id() -> impl Strategy<Value = String> {
         ])
         .prop_map(str::to_owned),
     ]
-    // Known defects, pinned by ignored tests: `.` and `..` are dot segments
-    // (tests/tests/hostile_paths.rs); a backslash is a path separator to the URL parser
-    // (`a_backslash_in_an_id_stays_in_its_segment` below).
-    .prop_filter("not a known defect", |id| {
-        id != "." && id != ".." && !id.contains('\\')
-    })
+    // `.` and `..` cannot be sent (URL parsers resolve them as dot segments): leapcraft-ext
+    // refuses them, see tests/tests/hostile_paths.rs.
+    .prop_filter("not a dot segment", |id| id != "." && id != "..")
 }
 
 fn telemetry_query() -> impl Strategy<Value = TelemetryQuery> {
@@ -733,14 +727,10 @@ fn any_id_and_query_reach_the_fake_as_sent() {
     rt.block_on(fake.shutdown());
 }
 
-/// Known defect, found by `any_id_and_query_reach_the_fake_as_sent`: progenitor's path
-/// encoding (`progenitor_client::encode_path`) leaves `\` as is, and the URL parser (WHATWG,
-/// as in `reqwest`/`url`) reads a backslash in an `http(s)` path as `/`. So `telemetry("a\\b")`
-/// requests `/telemetry/a/b`, and `telemetry("\\")` requests `/telemetry//`: another resource
-/// than the device. leapcraft-ext should percent-encode `\` (as `%5C`) in path parameters, or
-/// refuse such ids, as for `.` and `..`.
+/// Was a defect, found by `any_id_and_query_reach_the_fake_as_sent`: progenitor's path
+/// encoding leaves `\` as is, and the URL parser reads a backslash in an `http(s)` path as
+/// `/`. The generated code now encodes path segments with `leapcraft-api`'s own set.
 #[test]
-#[ignore = "known defect: a backslash in a physical id is sent as a path separator"]
 fn a_backslash_in_an_id_stays_in_its_segment() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

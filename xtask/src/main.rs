@@ -93,7 +93,10 @@ fn generate(spec_text: &str) -> Result<String> {
         .generate_tokens(&spec)
         .map_err(|e| anyhow::anyhow!("progenitor: {e}"))?;
     let file: syn::File = syn::parse2(tokens).context("parsing generated tokens")?;
-    let body = prettyplease::unparse(&file);
+    // progenitor's `encode_path` leaves `\` alone, which URL parsers read as `/`: route the
+    // generated path segments through our stricter encoder (`leapcraft-api/src/path.rs`).
+    let body =
+        prettyplease::unparse(&file).replace("encode_path(&", "crate::path::encode_segment(&");
 
     let digest = Sha256::digest(spec_text.as_bytes());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
