@@ -7,7 +7,7 @@
 //! optional maximum age triggers a refresh earlier; if that refresh fails, the old token is
 //! kept.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,6 +24,8 @@ pub(crate) struct Token {
     pub secret: SecretString,
     /// After this instant a call should try to refresh the token first (maximum age).
     refresh_at: Option<Instant>,
+    /// Some call got an answer other than 401 with it: a later 401 means it expired.
+    pub proven: AtomicBool,
 }
 
 impl std::fmt::Debug for Token {
@@ -116,6 +118,7 @@ impl TokenCache {
                         refresh_at: self
                             .max_age
                             .map(|age| Instant::now() + (age / 10).max(Duration::from_secs(1))),
+                        proven: AtomicBool::new(old.proven.load(Ordering::Relaxed)),
                     });
                     self.set_current(Some(kept.clone()));
                     Ok(kept)
@@ -162,6 +165,7 @@ impl TokenCache {
                     id,
                     secret: SecretString::from(token),
                     refresh_at: self.max_age.map(|age| Instant::now() + age),
+                    proven: AtomicBool::new(false),
                 }))
             }
             Err(err) => {

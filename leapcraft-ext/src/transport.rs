@@ -3,6 +3,7 @@
 //! safe to retry, and records what it saw for error reporting.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -131,7 +132,8 @@ impl LeapcraftTransport {
         let idempotent = is_exchange || matches!(*request.method(), Method::GET | Method::HEAD);
         let mut attempts = 0u32;
         let mut retries = 0u32;
-        let mut refreshed = false;
+        // The token this call last refreshed away from, if it refreshed.
+        let mut refreshed_from: Option<u64> = None;
 
         let result = loop {
             attempts += 1;
@@ -182,14 +184,34 @@ impl LeapcraftTransport {
             let retry_after = match &outcome {
                 Ok(response) => {
                     span.record("status", response.status.as_u16());
+                    if let Some(token) = &token
+                        && response.status != StatusCode::UNAUTHORIZED
+                    {
+                        token.proven.store(true, Ordering::Relaxed);
+                    }
                     if response.status == StatusCode::UNAUTHORIZED
-                        && !refreshed
                         && let Some(token) = &token
                     {
-                        refreshed = true;
-                        tracing::debug!("401: refreshing the token and resending once");
-                        self.tokens.invalidate(token);
-                        continue;
+                        let first = refreshed_from.is_none();
+                        // A token that worked (for any call) and is refused now has expired:
+                        // worth another refresh, within the retry budget. A fresh token
+                        // refused at once is final.
+                        let expired_again = !first
+                            && refreshed_from != Some(token.id)
+                            && token.proven.load(Ordering::Relaxed);
+                        if first || expired_again {
+                            refreshed_from = Some(token.id);
+                            tracing::debug!("401: refreshing the token and resending");
+                            self.tokens.invalidate(token);
+                            if first {
+                                continue;
+                            }
+                            if retries + 1 < self.retry.max_attempts() {
+                                retries += 1;
+                                continue;
+                            }
+                            break outcome;
+                        }
                     }
                     if !(idempotent && is_retryable_status(response.status)) {
                         break outcome;

@@ -123,13 +123,9 @@ async fn every_device_exactly_once_through_faults_and_expiring_tokens() {
     fake.shutdown().await;
 }
 
-// Fails today: with 16 calls sharing a token that lasts 25 requests, the token a call
-// refreshed to can expire again before that call's next attempt (after a fault), and the
-// transport refreshes at most once per call, so the call fails with "still unauthorised after
-// a token refresh" although the key is valid. Un-ignore once leapcraft-ext refreshes again on
-// a 401 for a newer token than the one it refreshed away from (see BENCHMARKS.md).
-// Reproduce: cargo test -p leapcraft-tests --test soak -- --ignored
-#[ignore = "leapcraft-ext refreshes the token at most once per call: a second expiry fails the call"]
+// With 16 calls sharing a token that lasts 25 requests, the token a call refreshed to can
+// expire again before that call's next attempt (after a fault): the transport must refresh
+// again (within the retry budget) rather than fail with "still unauthorised".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_latest_reading_exactly_once_through_faults_and_expiring_tokens() {
     const DEVICES: usize = 1_000;
