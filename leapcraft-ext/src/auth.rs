@@ -6,11 +6,16 @@
 //! caller to need a token exchanges the key again while the others wait for its result. An
 //! optional maximum age triggers a refresh earlier; if that refresh fails, the old token is
 //! kept.
+//!
+//! A token remembers whether it ever worked (`proven`): the transport refreshes again when a
+//! token that worked is refused later in the same call (it expired during the call's retries),
+//! but a fresh token refused at once is an authentication error, not a reason to loop.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::time::Instant;
 
@@ -21,7 +26,9 @@ use crate::error::{AuthError, AuthErrorKind, Error};
 pub(crate) struct Token {
     /// Tells tokens apart without comparing secrets.
     pub id: u64,
-    pub secret: SecretString,
+    pub secret: Arc<SecretString>,
+    /// `Bearer <token>`, ready to send (marked sensitive).
+    pub header: HeaderValue,
     /// After this instant a call should try to refresh the token first (maximum age).
     refresh_at: Option<Instant>,
     /// Some call got an answer other than 401 with it: a later 401 means it expired.
@@ -38,7 +45,7 @@ impl std::fmt::Debug for Token {
 
 /// See the module docs.
 pub(crate) struct TokenCache {
-    api_key: SecretString,
+    api_key: Arc<SecretString>,
     max_age: Option<Duration>,
     current: Mutex<Option<Arc<Token>>>,
     /// Held while exchanging: one exchange at a time, for all clones.
@@ -58,7 +65,7 @@ impl std::fmt::Debug for TokenCache {
 impl TokenCache {
     pub fn new(api_key: SecretString, max_age: Option<Duration>) -> Self {
         Self {
-            api_key,
+            api_key: Arc::new(api_key),
             max_age,
             current: Mutex::new(None),
             refresh: tokio::sync::Mutex::new(()),
@@ -66,7 +73,7 @@ impl TokenCache {
         }
     }
 
-    pub fn api_key(&self) -> &SecretString {
+    pub fn api_key(&self) -> &Arc<SecretString> {
         &self.api_key
     }
 
@@ -115,6 +122,7 @@ impl TokenCache {
                     let kept = Arc::new(Token {
                         id: old.id,
                         secret: old.secret.clone(),
+                        header: old.header.clone(),
                         refresh_at: self
                             .max_age
                             .map(|age| Instant::now() + (age / 10).max(Duration::from_secs(1))),
@@ -141,7 +149,9 @@ impl TokenCache {
     /// failures are retried), in a call record of its own.
     async fn exchange(&self, client: &leapcraft_api::Client) -> Result<Arc<Token>, Error> {
         const OPERATION: &str = crate::transport::TOKEN_EXCHANGE;
-        let record = SharedRecord::new(CallRecord::new(OPERATION, vec![self.api_key.clone()]));
+        // The exchange is part of the call that needs the token: it shares its deadline.
+        let deadline = SharedRecord::current_deadline();
+        let record = SharedRecord::new(CallRecord::new(OPERATION, deadline, &self.api_key));
         let body = leapcraft_api::types::TokenRequest {
             api_key: self.api_key.expose_secret().to_owned(),
         };
@@ -154,16 +164,21 @@ impl TokenCache {
         match result {
             Ok(response) => {
                 let token = response.into_inner().token;
-                if token.is_empty() {
+                let header = HeaderValue::try_from(format!("Bearer {token}"))
+                    .ok()
+                    .filter(|_| !token.is_empty());
+                let Some(mut header) = header else {
                     return Err(Error::invalid_exchange(
-                        "the token exchange returned an empty token",
+                        "the token exchange returned an empty token, or one that cannot be sent in a header",
                     ));
-                }
+                };
+                header.set_sensitive(true);
                 let id = self.next_id.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(token_id = id, attempts = record.attempts, "token exchanged");
                 Ok(Arc::new(Token {
                     id,
-                    secret: SecretString::from(token),
+                    secret: Arc::new(SecretString::from(token)),
+                    header,
                     refresh_at: self.max_age.map(|age| Instant::now() + age),
                     proven: AtomicBool::new(false),
                 }))

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use secrecy::{ExposeSecret, SecretString};
+use tokio::time::Instant;
 
 use crate::error::{Error, snippet};
 
@@ -44,43 +45,46 @@ pub(crate) struct CallRecord {
     pub secret_body: bool,
     /// A failure the transport already translated (a failed token exchange).
     pub failure: Option<Error>,
-    /// Strings to redact from anything quoted in an error.
-    secrets: Vec<SecretString>,
+    /// When the call must be over: attempts are cut to it, no retry starts past it.
+    pub deadline: Option<Instant>,
+    /// Strings to redact from anything quoted in an error: the API key and the tokens used.
+    secrets: Vec<Arc<SecretString>>,
 }
 
 impl CallRecord {
-    /// A record for `operation`; `secrets` are redacted from anything it quotes.
-    pub fn new(operation: &'static str, secrets: Vec<SecretString>) -> Self {
+    /// A record for `operation`, due by `deadline`; `api_key` is redacted from anything it
+    /// quotes.
+    pub fn new(
+        operation: &'static str,
+        deadline: Option<Instant>,
+        api_key: &Arc<SecretString>,
+    ) -> Self {
         Self {
             operation,
             secret_body: operation == crate::transport::TOKEN_EXCHANGE,
-            secrets,
+            deadline,
+            secrets: vec![api_key.clone()],
             ..Self::default()
         }
     }
 
-    /// Notes the final response of the call.
+    /// Notes the final response of the call. Only an error response's details are kept.
     pub fn set_response(&mut self, status: StatusCode, headers: &HeaderMap, body: &Bytes) {
         self.status = Some(status);
+        if status.is_success() {
+            return;
+        }
         self.request_id = REQUEST_ID_HEADERS
             .iter()
             .find_map(|name| headers.get(*name)?.to_str().ok())
             .map(|id| id.chars().take(128).collect());
         self.retry_after = crate::retry::retry_after(headers);
-        self.body = if status.is_success() {
-            Bytes::new()
-        } else {
-            body.clone()
-        };
+        self.body = body.clone();
     }
 
     /// Adds a secret to redact (a token this call used).
-    pub fn add_secret(&mut self, secret: &SecretString) {
-        if !self
-            .secrets
-            .iter()
-            .any(|s| s.expose_secret() == secret.expose_secret())
-        {
+    pub fn add_secret(&mut self, secret: &Arc<SecretString>) {
+        if !self.secrets.iter().any(|s| Arc::ptr_eq(s, secret)) {
             self.secrets.push(secret.clone());
         }
     }
@@ -134,5 +138,10 @@ impl SharedRecord {
     /// Applies `f` to the current call's record, if the caller set one up.
     pub fn with_current(f: impl FnOnce(&mut CallRecord)) {
         let _ = RECORD.try_with(|r| f(&mut r.lock()));
+    }
+
+    /// The current call's deadline, if the caller set one.
+    pub fn current_deadline() -> Option<Instant> {
+        RECORD.try_with(|r| r.lock().deadline).ok().flatten()
     }
 }

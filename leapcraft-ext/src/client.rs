@@ -107,23 +107,17 @@ impl Client {
             Output = Result<ResponseValue<T>, leapcraft_api::Error<leapcraft_api::types::Error>>,
         >,
     {
+        let deadline = self
+            .shared
+            .overall_timeout
+            .map(|limit| tokio::time::Instant::now() + limit);
         let record = SharedRecord::new(CallRecord::new(
             operation,
-            vec![self.shared.tokens.api_key().clone()],
+            deadline,
+            self.shared.tokens.api_key(),
         ));
-        let scoped = record.clone().scope(send);
-        let result = match self.shared.overall_timeout {
-            Some(limit) => match tokio::time::timeout(limit, scoped).await {
-                Ok(result) => result,
-                Err(_) => {
-                    return Err(Error::Timeout {
-                        operation,
-                        attempts: record.lock().attempts.max(1),
-                    });
-                }
-            },
-            None => scoped.await,
-        };
+        // Boxed once: the generated future is large, and moving it through the layers costs.
+        let result = record.clone().scope(Box::pin(send)).await;
         let mut record = record.lock();
         match result {
             Ok(value) => Ok(value.into_inner()),

@@ -10,7 +10,6 @@ use bytes::Bytes;
 use leapcraft_api::{ClientInfo, OperationInfo, Transport};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, USER_AGENT};
 use reqwest::{Method, StatusCode};
-use secrecy::ExposeSecret;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -49,10 +48,10 @@ struct Buffered {
 }
 
 impl Buffered {
-    async fn read(response: reqwest::Response) -> reqwest::Result<Self> {
+    async fn read(mut response: reqwest::Response) -> reqwest::Result<Self> {
         let status = response.status();
         let version = response.version();
-        let headers = response.headers().clone();
+        let headers = std::mem::take(response.headers_mut());
         let body = response.bytes().await?;
         Ok(Self {
             status,
@@ -127,7 +126,8 @@ impl LeapcraftTransport {
     ) -> reqwest::Result<reqwest::Response> {
         let span = tracing::Span::current();
         let start = Instant::now();
-        let deadline = self.timeouts.overall.map(|d| start + d);
+        let deadline =
+            SharedRecord::current_deadline().or(self.timeouts.overall.map(|d| start + d));
         let is_exchange = operation == TOKEN_EXCHANGE;
         let idempotent = is_exchange || matches!(*request.method(), Method::GET | Method::HEAD);
         let mut attempts = 0u32;
@@ -169,11 +169,9 @@ impl LeapcraftTransport {
                 }
             };
             if let Some(token) = &token {
-                let mut value =
-                    HeaderValue::try_from(format!("Bearer {}", token.secret.expose_secret()))
-                        .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid-token"));
-                value.set_sensitive(true);
-                attempt.headers_mut().insert(AUTHORIZATION, value);
+                attempt
+                    .headers_mut()
+                    .insert(AUTHORIZATION, token.header.clone());
                 SharedRecord::with_current(|r| r.add_secret(&token.secret));
             }
 
