@@ -19,7 +19,7 @@ use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::time::Instant;
 
-use crate::call::{CallRecord, SharedRecord};
+use crate::call::CallRecord;
 use crate::error::{AuthError, AuthErrorKind, Error};
 
 /// A bearer token, with what the cache needs to know about it.
@@ -150,17 +150,15 @@ impl TokenCache {
     async fn exchange(&self, client: &leapcraft_api::Client) -> Result<Arc<Token>, Error> {
         const OPERATION: &str = crate::transport::TOKEN_EXCHANGE;
         // The exchange is part of the call that needs the token: it shares its deadline.
-        let deadline = SharedRecord::current_deadline();
-        let record = SharedRecord::new(CallRecord::new(OPERATION, deadline, &self.api_key));
+        let deadline = CallRecord::current_deadline();
+        let record = CallRecord::new(OPERATION, deadline, &self.api_key);
         let body = leapcraft_api::types::TokenRequest {
             api_key: self.api_key.expose_secret().to_owned(),
         };
         tracing::debug!("exchanging the API key for a token");
-        let result = record
-            .clone()
-            .scope(client.get_access_token().body(body).send())
+        let (result, mut record) = record
+            .run(client.get_access_token().body(body).send())
             .await;
-        let mut record = record.lock();
         match result {
             Ok(response) => {
                 let token = response.into_inner().token;

@@ -5,7 +5,8 @@
 //! error without its status), so the transport writes it to a task-local record that the
 //! calling method set up around the call.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::cell::RefCell;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,7 +18,7 @@ use tokio::time::Instant;
 use crate::error::{Error, snippet};
 
 tokio::task_local! {
-    static RECORD: SharedRecord;
+    static RECORD: RefCell<CallRecord>;
 }
 
 /// Response headers that carry a request id, in order of preference.
@@ -47,8 +48,10 @@ pub(crate) struct CallRecord {
     pub failure: Option<Error>,
     /// When the call must be over: attempts are cut to it, no retry starts past it.
     pub deadline: Option<Instant>,
-    /// Strings to redact from anything quoted in an error: the API key and the tokens used.
-    secrets: Vec<Arc<SecretString>>,
+    /// Redacted from anything quoted in an error: the API key, and the token of the last
+    /// attempt (the one whose response is quoted).
+    api_key: Option<Arc<SecretString>>,
+    token: Option<Arc<SecretString>>,
 }
 
 impl CallRecord {
@@ -63,7 +66,7 @@ impl CallRecord {
             operation,
             secret_body: operation == crate::transport::TOKEN_EXCHANGE,
             deadline,
-            secrets: vec![api_key.clone()],
+            api_key: Some(api_key.clone()),
             ..Self::default()
         }
     }
@@ -82,17 +85,15 @@ impl CallRecord {
         self.body = body.clone();
     }
 
-    /// Adds a secret to redact (a token this call used).
-    pub fn add_secret(&mut self, secret: &Arc<SecretString>) {
-        if !self.secrets.iter().any(|s| Arc::ptr_eq(s, secret)) {
-            self.secrets.push(secret.clone());
-        }
+    /// Notes the token an attempt is sent with.
+    pub fn set_token(&mut self, token: &Arc<SecretString>) {
+        self.token = Some(token.clone());
     }
 
     /// `text` with every secret replaced by `[redacted]`.
     pub fn redact(&self, text: &str) -> String {
         let mut text = text.to_owned();
-        for secret in &self.secrets {
+        for secret in self.api_key.iter().chain(&self.token) {
             let secret = secret.expose_secret();
             if !secret.is_empty() {
                 text = text.replace(secret, "[redacted]");
@@ -116,32 +117,27 @@ impl CallRecord {
     }
 }
 
-/// A record shared between the calling method and the transport.
-#[derive(Clone, Debug)]
-pub(crate) struct SharedRecord(Arc<Mutex<CallRecord>>);
-
-impl SharedRecord {
-    pub fn new(record: CallRecord) -> Self {
-        Self(Arc::new(Mutex::new(record)))
-    }
-
-    pub fn lock(&self) -> MutexGuard<'_, CallRecord> {
-        // A panic while holding this lock leaves plain data behind: keep going.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Runs `fut` with this record as the current call's.
-    pub async fn scope<F: Future>(self, fut: F) -> F::Output {
-        RECORD.scope(self, fut).await
+impl CallRecord {
+    /// Runs `fut` with this record as the current call's; returns its output and the record
+    /// as the transport left it.
+    pub async fn run<F: Future>(self, fut: F) -> (F::Output, CallRecord) {
+        let mut scoped = std::pin::pin!(RECORD.scope(RefCell::new(self), fut));
+        let output = scoped.as_mut().await;
+        let record = scoped
+            .as_mut()
+            .take_value()
+            .map(RefCell::into_inner)
+            .unwrap_or_default();
+        (output, record)
     }
 
     /// Applies `f` to the current call's record, if the caller set one up.
     pub fn with_current(f: impl FnOnce(&mut CallRecord)) {
-        let _ = RECORD.try_with(|r| f(&mut r.lock()));
+        let _ = RECORD.try_with(|r| f(&mut r.borrow_mut()));
     }
 
     /// The current call's deadline, if the caller set one.
     pub fn current_deadline() -> Option<Instant> {
-        RECORD.try_with(|r| r.lock().deadline).ok().flatten()
+        RECORD.try_with(|r| r.borrow().deadline).ok().flatten()
     }
 }

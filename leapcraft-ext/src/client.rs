@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
 use crate::auth::TokenCache;
-use crate::call::{CallRecord, SharedRecord};
+use crate::call::CallRecord;
 use crate::error::{Error, decode_path};
 use crate::retry::{RetryPolicy, Sleep, TokioSleep};
 use crate::transport::{LeapcraftTransport, Timeouts};
@@ -111,14 +111,9 @@ impl Client {
             .shared
             .overall_timeout
             .map(|limit| tokio::time::Instant::now() + limit);
-        let record = SharedRecord::new(CallRecord::new(
-            operation,
-            deadline,
-            self.shared.tokens.api_key(),
-        ));
+        let record = CallRecord::new(operation, deadline, self.shared.tokens.api_key());
         // Boxed once: the generated future is large, and moving it through the layers costs.
-        let result = record.clone().scope(Box::pin(send)).await;
-        let mut record = record.lock();
+        let (result, mut record) = record.run(Box::pin(send)).await;
         match result {
             Ok(value) => Ok(value.into_inner()),
             Err(err) => Err(match record.failure.take() {

@@ -9,12 +9,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use leapcraft_api::{ClientInfo, OperationInfo, Transport};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, USER_AGENT};
-use reqwest::{Method, StatusCode};
+use reqwest::{Method, ResponseBuilderExt, StatusCode};
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::auth::TokenCache;
-use crate::call::SharedRecord;
+use crate::call::CallRecord;
 use crate::error::Error;
 use crate::retry::{RetryPolicy, Sleep, is_retryable_error, is_retryable_status};
 
@@ -41,6 +41,8 @@ pub(crate) struct LeapcraftTransport {
 
 /// A response read to its end, so a truncated body counts as a failed attempt.
 struct Buffered {
+    /// The URL that answered (kept: rebuilding a response without it costs a URL parse).
+    url: Option<reqwest::Url>,
     status: StatusCode,
     version: reqwest::Version,
     headers: HeaderMap,
@@ -49,11 +51,13 @@ struct Buffered {
 
 impl Buffered {
     async fn read(mut response: reqwest::Response) -> reqwest::Result<Self> {
+        let url = Some(response.url().clone());
         let status = response.status();
         let version = response.version();
         let headers = std::mem::take(response.headers_mut());
         let body = response.bytes().await?;
         Ok(Self {
+            url,
             status,
             version,
             headers,
@@ -65,6 +69,9 @@ impl Buffered {
         let mut builder = http::Response::builder()
             .status(self.status)
             .version(self.version);
+        if let Some(url) = self.url {
+            builder = builder.url(url);
+        }
         if let Some(headers) = builder.headers_mut() {
             *headers = self.headers;
         }
@@ -85,6 +92,7 @@ fn stand_in(error: &Error) -> Buffered {
     };
     let body = serde_json::json!({ "message": format!("token exchange failed: {error}") });
     Buffered {
+        url: None,
         status,
         version: reqwest::Version::HTTP_11,
         headers: HeaderMap::from_iter([(
@@ -126,8 +134,7 @@ impl LeapcraftTransport {
     ) -> reqwest::Result<reqwest::Response> {
         let span = tracing::Span::current();
         let start = Instant::now();
-        let deadline =
-            SharedRecord::current_deadline().or(self.timeouts.overall.map(|d| start + d));
+        let deadline = CallRecord::current_deadline().or(self.timeouts.overall.map(|d| start + d));
         let is_exchange = operation == TOKEN_EXCHANGE;
         let idempotent = is_exchange || matches!(*request.method(), Method::GET | Method::HEAD);
         let mut attempts = 0u32;
@@ -138,7 +145,7 @@ impl LeapcraftTransport {
         let result = loop {
             attempts += 1;
             span.record("attempt", attempts);
-            SharedRecord::with_current(|r| r.attempts = attempts);
+            CallRecord::with_current(|r| r.attempts = attempts);
 
             let Some(mut attempt) = request.try_clone() else {
                 // A streaming body cannot be sent twice; the API's requests have none.
@@ -160,7 +167,7 @@ impl LeapcraftTransport {
                     Ok(token) => Some(token),
                     Err(error) => {
                         let response = stand_in(&error);
-                        SharedRecord::with_current(|r| {
+                        CallRecord::with_current(|r| {
                             r.key_rejected = matches!(error, Error::Auth(_));
                             r.failure = Some(error);
                         });
@@ -172,7 +179,7 @@ impl LeapcraftTransport {
                 attempt
                     .headers_mut()
                     .insert(AUTHORIZATION, token.header.clone());
-                SharedRecord::with_current(|r| r.add_secret(&token.secret));
+                CallRecord::with_current(|r| r.set_token(&token.secret));
             }
 
             let outcome = match client.client().execute(attempt).await {
@@ -255,7 +262,7 @@ impl LeapcraftTransport {
         span.record("elapsed_ms", start.elapsed().as_millis() as u64);
         match result {
             Ok(response) => {
-                SharedRecord::with_current(|r| {
+                CallRecord::with_current(|r| {
                     r.set_response(response.status, &response.headers, &response.body)
                 });
                 Ok(response.into_response())

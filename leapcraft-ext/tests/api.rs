@@ -30,6 +30,23 @@ async fn mock() -> (MockServer, Client) {
     (server, client)
 }
 
+/// A client of the fake server.
+fn fake_client(fake: &leapcraft_fake::FakeServer) -> leapcraft_ext::ClientBuilder {
+    Client::builder()
+        .api_key(fake.api_key())
+        .base_url(fake.base_url())
+}
+
+/// A client for tests on a paused clock, which jumps ahead while waiting on the network: no
+/// timeouts, so no timers but the test's.
+fn paused_clock_client(fake: &leapcraft_fake::FakeServer) -> Client {
+    fake_client(fake)
+        .attempt_timeout(None)
+        .overall_timeout(None)
+        .build()
+        .unwrap()
+}
+
 fn devices(range: std::ops::Range<usize>) -> serde_json::Value {
     range
         .map(|i| json!({"physical_id": format!("dev-{i}"), "type": "ambinode", "meta": {}}))
@@ -280,11 +297,7 @@ async fn prefetch_keeps_order_and_delivers_each_item_once() {
         .start()
         .await
         .unwrap();
-    let client = Client::builder()
-        .api_key(fake.api_key())
-        .base_url(fake.base_url())
-        .build()
-        .unwrap();
+    let client = fake_client(&fake).build().unwrap();
     let sequential = client.devices().page_size(50).collect().await.unwrap();
     let prefetched: Vec<_> = client
         .devices()
@@ -486,11 +499,7 @@ async fn bulk_concurrency_never_exceeds_the_bound() {
         .start()
         .await
         .unwrap();
-    let client = Client::builder()
-        .api_key(fake.api_key())
-        .base_url(fake.base_url())
-        .build()
-        .unwrap();
+    let client = fake_client(&fake).build().unwrap();
     let results: Vec<_> = client
         .latest_for_all_devices(4)
         .await
@@ -519,14 +528,7 @@ async fn watch_yields_only_new_readings() {
         .start()
         .await
         .unwrap();
-    let client = Client::builder()
-        .api_key(fake.api_key())
-        .base_url(fake.base_url())
-        // A paused clock jumps ahead while waiting on the network: no timers but ours.
-        .attempt_timeout(None)
-        .overall_timeout(None)
-        .build()
-        .unwrap();
+    let client = paused_clock_client(&fake);
     let ids: Vec<String> = (0..2).map(|i| fake.dataset().physical_id(i)).collect();
     let mut watch = client.watch_latest(ids.clone(), Duration::from_secs(60));
 
@@ -566,13 +568,7 @@ async fn follow_yields_each_new_notification_once() {
         .start()
         .await
         .unwrap();
-    let client = Client::builder()
-        .api_key(fake.api_key())
-        .base_url(fake.base_url())
-        .attempt_timeout(None)
-        .overall_timeout(None)
-        .build()
-        .unwrap();
+    let client = paused_clock_client(&fake);
     let existing = fake.notifications().len();
     let mut follow = client.follow_notifications(None, Duration::from_secs(30));
 
