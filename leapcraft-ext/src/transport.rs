@@ -1,6 +1,6 @@
 //! The transport every request of the generated client goes through: it adds the user agent
-//! and the bearer token, applies timeouts, refreshes the token once on `401`, retries what is
-//! safe to retry, and records what it saw for error reporting.
+//! and the bearer token, applies timeouts, refreshes the token on `401` (see `auth`), retries
+//! what is safe to retry, and records what it saw for error reporting.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
