@@ -591,3 +591,77 @@ async fn the_generated_client_escape_hatch_has_auth_and_retries() {
     );
     assert_eq!(seen[2].target, "/v1/things?limit=-1");
 }
+
+/// A `Sleep` that, the first time it is asked to wait, makes another call with the client
+/// instead: the other call proves the token that is current at that moment.
+#[derive(Clone, Debug, Default)]
+struct CallWhileWaiting(std::sync::Arc<Waiting>);
+
+#[derive(Debug, Default)]
+struct Waiting {
+    client: std::sync::OnceLock<Client>,
+    done: std::sync::atomic::AtomicBool,
+}
+
+impl leapcraft_ext::Sleep for CallWhileWaiting {
+    fn sleep(&self, _: Duration) -> leapcraft_ext::SleepFuture {
+        let first = !self.0.done.swap(true, std::sync::atomic::Ordering::SeqCst);
+        let client = self.0.client.get().cloned().filter(|_| first);
+        Box::pin(async move {
+            if let Some(client) = client {
+                client.device("dev-2").await.unwrap();
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_token_that_worked_and_expires_during_the_retries_is_refreshed_again() {
+    let server = Script::start().await;
+    server.push(
+        "POST",
+        TOKEN,
+        [
+            Reply::token("tok-1"),
+            Reply::token("tok-2"),
+            Reply::token("tok-3"),
+        ],
+    );
+    // tok-1 is refused; tok-2 meets a 503, works for another call meanwhile, then expires.
+    server.push(
+        "GET",
+        DEV,
+        [Reply::status(401), Reply::status(503), Reply::status(401)],
+    );
+    server.always("GET", DEV, Reply::json(200, DEVICE));
+    server.always("GET", "/devices/dev-2", Reply::json(200, DEVICE));
+    let sleep = CallWhileWaiting::default();
+    let client = Client::builder()
+        .api_key(KEY)
+        .base_url(server.base_url())
+        .sleep(sleep.clone())
+        .build()
+        .unwrap();
+    sleep.0.client.set(client.clone()).unwrap();
+
+    client.device("dev-1").await.unwrap();
+    let auth: Vec<_> = server
+        .seen(DEV)
+        .iter()
+        .map(|s| s.header("authorization").unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        auth,
+        [
+            "Bearer tok-1",
+            "Bearer tok-2",
+            "Bearer tok-2",
+            "Bearer tok-3"
+        ]
+    );
+    assert_eq!(server.count(TOKEN), 3);
+    assert_eq!(
+        server.seen("/devices/dev-2")[0].header("authorization"),
+        Some("Bearer tok-2")
+    );
+}
