@@ -260,9 +260,9 @@ async fn latest(client: &Client, args: LatestArgs, format: Format) -> Result<(),
 
 const TOPOLOGY_COLUMNS: &[&str] = &["gateway_id", "name", "network_id", "created_at", "devices"];
 
-fn topology_cells(t: &types::Topology) -> Vec<String> {
+fn topology_cells(t: &leapcraft_ext::Topology) -> Vec<String> {
     vec![
-        t.gateway_id.clone(),
+        t.gateway_id.to_string(),
         opt(t.name.as_ref()),
         opt(t.network_id),
         opt(t.created_at),
@@ -272,9 +272,9 @@ fn topology_cells(t: &types::Topology) -> Vec<String> {
 
 const TOPOLOGY_DETAILS_COLUMNS: &[&str] = &["gateway_id", "name", "created_at", "devices"];
 
-fn topology_details_cells(t: &types::TopologyDetails) -> Vec<String> {
+fn topology_details_cells(t: &leapcraft_ext::TopologyDetails) -> Vec<String> {
     vec![
-        t.gateway_id.clone(),
+        t.gateway_id.to_string(),
         opt(t.name.as_ref()),
         opt(t.created_at),
         t.devices

@@ -25,14 +25,14 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
-    let gateway = match std::env::args().nth(1) {
-        Some(id) => id,
+    let gateway: leapcraft_ext::GatewayId = match std::env::args().nth(1) {
+        Some(id) => id.into(),
         None => match topologies.first() {
             Some(t) => t.gateway_id.clone(),
             None => return Ok(()),
         },
     };
-    let details = client.topology(gateway.as_str()).await?;
+    let details = client.topology(&gateway).await?;
     println!("\nTopology {}:", details.gateway_id);
     for d in &details.devices {
         println!("  {:<20} {}", d.physical_id, show(d.name.as_deref()));

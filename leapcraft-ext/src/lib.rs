@@ -61,6 +61,7 @@ pub use notifications::{DEFAULT_NOTIFICATION_PAGE_SIZE, MAX_NOTIFICATION_PAGE_SI
 pub use paging::Pager;
 pub use telemetry::{Reading, Resolution, TelemetryQuery};
 pub use things::DEFAULT_THINGS_LIMIT;
+pub use topologies::{Topology, TopologyDetails, TopologyDevice, TopologyMember};
 
 pub use client::{API_KEY_ENV, BASE_URL_ENV, Client, ClientBuilder, DEFAULT_BASE_URL};
 pub use error::{

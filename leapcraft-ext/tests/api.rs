@@ -647,3 +647,43 @@ async fn skip_starts_later_in_the_list() {
         (1, 1)
     );
 }
+
+#[tokio::test]
+async fn topologies_come_with_typed_ids_and_kinds() {
+    let (server, client) = mock().await;
+    server
+        .mock_async(|when, then| {
+            when.path("/v1/topologies");
+            then.status(200).json_body(json!([{
+                "gateway_id": "01231AC7BFB729F0EE", "name": null, "network_id": 15,
+                "created_at": "2022-01-29T05:59:57.000Z",
+                "devices": [{"physical_id": "01231AC7BFB729F0EE", "name": "Ambinode Test 10",
+                             "type": "ambinode", "metadata": {}}]
+            }]));
+        })
+        .await;
+    server
+        .mock_async(|when, then| {
+            when.path("/v1/topologies/0123245cf74c60d7ee");
+            then.status(200).json_body(json!({
+                "gateway_id": "0123245cf74c60d7ee", "created_at": "2020-12-16 13:51:58", "name": null,
+                "devices": [{"physical_id": "0123555235565de1ee", "topology_id": 9,
+                             "name": "Airbird Test Office - COZIR"}]
+            }));
+        })
+        .await;
+    let all = client.topologies().await.unwrap();
+    assert_eq!(
+        all[0].gateway_id,
+        leapcraft_ext::GatewayId::from("01231AC7BFB729F0EE")
+    );
+    assert_eq!(all[0].devices[0].kind, Some(DeviceKind::Ambinode));
+    assert_eq!(all[0].network_id, Some(15));
+    let one = client.topology("0123245cf74c60d7ee").await.unwrap();
+    assert_eq!(
+        one.created_at.unwrap().to_string(),
+        "2020-12-16T13:51:58.000Z"
+    );
+    assert_eq!(one.devices[0].physical_id.as_str(), "0123555235565de1ee");
+    assert_eq!(one.devices[0].topology_id, Some(9));
+}
