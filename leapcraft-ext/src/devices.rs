@@ -10,6 +10,15 @@ use crate::{Client, DeviceKind, Error, PhysicalId, types};
 pub const DEFAULT_DEVICE_PAGE_SIZE: i64 = 100;
 
 /// A hardware sensor (Airbird, Ambinode, a Modbus integration...).
+///
+/// ```
+/// use leapcraft_ext::{Device, DeviceKind};
+/// let device: Device = serde_json::from_str(
+///     r#"{"physical_id": "D2:C1:AA:FF:3E:09", "name": null, "type": "ultralink_modbus"}"#,
+/// )?;
+/// assert_eq!(device.kind, Some(DeviceKind::UltralinkModbus));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct Device {

@@ -12,6 +12,15 @@ pub const MAX_NOTIFICATION_PAGE_SIZE: i64 = 50;
 pub const DEFAULT_NOTIFICATION_PAGE_SIZE: i64 = 20;
 
 /// An alert raised for a device.
+///
+/// ```
+/// use leapcraft_ext::{Notification, NotificationCategory};
+/// let n: Notification = serde_json::from_str(
+///     r#"{"id": 4521, "category": "technicalAlert", "created_at": "2021-05-28T17:15:06Z"}"#,
+/// )?;
+/// assert_eq!(n.category, Some(NotificationCategory::TechnicalAlert));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct Notification {
@@ -53,6 +62,12 @@ impl Client {
     }
 
     /// The notifications of one device, page by page: as [`notifications`](Self::notifications).
+    ///
+    /// ```no_run
+    /// # async fn run(client: leapcraft_ext::Client) -> Result<(), leapcraft_ext::Error> {
+    /// let alerts = client.device_notifications("D2:C1:AA:FF:3E:09").collect().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn device_notifications(&self, physical_id: impl Into<PhysicalId>) -> Pager<Notification> {
         self.notifications_of(Some(physical_id.into()))
     }

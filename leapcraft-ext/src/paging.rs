@@ -122,6 +122,12 @@ impl<T: Send + 'static> Pager<T> {
     /// Items per request. Values above the API's cap are clamped to it (50 for
     /// notifications); `-1` asks for the whole list in one request where the API allows it
     /// (devices and things); `0` and other negative values are invalid input.
+    ///
+    /// ```no_run
+    /// # async fn run(client: leapcraft_ext::Client) -> Result<(), leapcraft_ext::Error> {
+    /// let devices = client.devices().page_size(1000).collect().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn page_size(mut self, size: i64) -> Self {
         self.page_size = size;
         self
@@ -130,12 +136,25 @@ impl<T: Send + 'static> Pager<T> {
     /// Start after the first `items` items of the list. Notifications start at any offset;
     /// devices, paged by number, need a multiple of the page size (`skip(2 * size)` starts on
     /// page 3); things have only a first page. Anything else is invalid input.
+    ///
+    /// ```no_run
+    /// # async fn run(client: leapcraft_ext::Client) -> Result<(), leapcraft_ext::Error> {
+    /// // Page 3 of 50 devices a page.
+    /// let page = client.devices().page_size(50).skip(100).max_items(50).collect().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn skip(mut self, items: u64) -> Self {
         self.skip = items;
         self
     }
 
     /// Stop after this many items, however many pages that takes (or less than a page).
+    ///
+    /// ```no_run
+    /// # async fn run(client: leapcraft_ext::Client) -> Result<(), leapcraft_ext::Error> {
+    /// let latest_alerts = client.notifications().max_items(10).collect().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn max_items(mut self, max: usize) -> Self {
         self.max_items = Some(max);
         self
@@ -143,12 +162,28 @@ impl<T: Send + 'static> Pager<T> {
 
     /// Fetch up to `pages` pages ahead, concurrently, while the current one is consumed.
     /// Items still come in order, exactly once. `0` (the default) fetches one page at a time.
+    ///
+    /// ```no_run
+    /// # async fn run(client: leapcraft_ext::Client) -> Result<(), leapcraft_ext::Error> {
+    /// let all = client.devices().page_size(500).prefetch(3).collect().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn prefetch(mut self, pages: usize) -> Self {
         self.prefetch = pages;
         self
     }
 
     /// The items, in order, one at a time.
+    ///
+    /// ```no_run
+    /// use futures::TryStreamExt;
+    /// # async fn run(client: leapcraft_ext::Client) -> Result<(), leapcraft_ext::Error> {
+    /// let mut things = client.things().page_size(-1).items();
+    /// while let Some(thing) = things.try_next().await? {
+    ///     println!("{:?}", thing.name);
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn items(self) -> BoxStream<'static, Result<T, Error>> {
         self.pages()
             .map_ok(|page| futures::stream::iter(page.into_iter().map(Ok)))
@@ -157,6 +192,13 @@ impl<T: Send + 'static> Pager<T> {
     }
 
     /// Everything, collected into one vector.
+    ///
+    /// ```no_run
+    /// # async fn run(client: leapcraft_ext::Client) -> Result<(), leapcraft_ext::Error> {
+    /// let devices = client.devices().collect().await?;
+    /// println!("{} devices", devices.len());
+    /// # Ok(()) }
+    /// ```
     pub async fn collect(self) -> Result<Vec<T>, Error> {
         self.pages()
             .try_fold(Vec::new(), |mut all, page| async move {
@@ -167,6 +209,16 @@ impl<T: Send + 'static> Pager<T> {
     }
 
     /// The pages, in order; never an empty one.
+    ///
+    /// ```no_run
+    /// use futures::TryStreamExt;
+    /// # async fn run(client: leapcraft_ext::Client) -> Result<(), leapcraft_ext::Error> {
+    /// let mut pages = client.devices().page_size(200).pages();
+    /// while let Some(page) = pages.try_next().await? {
+    ///     println!("a page of {}", page.len());
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn pages(self) -> BoxStream<'static, Result<Vec<T>, Error>> {
         match self.plan() {
             Ok(state) => futures::stream::unfold(state, PageState::next).boxed(),

@@ -90,6 +90,14 @@ impl TelemetryQuery {
 ///
 /// The four documented metrics are typed; every other key the sensor sent is kept in
 /// [`other`](Self::other), so nothing a new sensor kind reports is lost.
+///
+/// ```
+/// use leapcraft_ext::Reading;
+/// let reading: Reading = serde_json::from_str(r#"{"co2": 550, "other": {"voc": 12}}"#)?;
+/// assert_eq!(reading.co2, Some(550.0));
+/// assert_eq!(reading.other["voc"], 12);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct Reading {

@@ -5,6 +5,15 @@ use serde_json::{Map, Value};
 use crate::{Client, DeviceKind, Error, GatewayId, PhysicalId, Timestamp, types};
 
 /// A gateway and the devices that report through it, as listed by [`Client::topologies`].
+///
+/// ```no_run
+/// # async fn run(client: leapcraft_ext::Client) -> Result<(), leapcraft_ext::Error> {
+/// for topology in client.topologies().await? {
+///     let kinds: Vec<_> = topology.devices.iter().filter_map(|d| d.kind.clone()).collect();
+///     println!("{}: {kinds:?}", topology.gateway_id);
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct Topology {
@@ -39,6 +48,15 @@ pub struct TopologyDevice {
 
 /// One topology, as returned by [`Client::topology`]: its devices carry their topology's
 /// numeric id rather than their kind (the API's two shapes differ).
+///
+/// ```no_run
+/// # async fn run(client: leapcraft_ext::Client) -> Result<(), leapcraft_ext::Error> {
+/// let topology = client.topology("0123245cf74c60d7ee").await?;
+/// for member in &topology.devices {
+///     println!("{} in topology {:?}", member.physical_id, member.topology_id);
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct TopologyDetails {
