@@ -94,9 +94,15 @@ impl TokenCache {
 
     /// A token to call with: the cached one, or a new one from an exchange.
     pub async fn token(&self, client: &leapcraft_api::Client) -> Result<Arc<Token>, Error> {
-        if let Some(token) = self.current().filter(|t| Self::is_fresh(t)) {
-            return Ok(token);
+        match self.current().filter(|t| Self::is_fresh(t)) {
+            Some(token) => Ok(token),
+            // Boxed: the exchange's future is large, and every call's future would carry it.
+            None => Box::pin(self.refresh(client)).await,
         }
+    }
+
+    /// The slow path of [`token`](Self::token): waits for an exchange in progress, or makes one.
+    async fn refresh(&self, client: &leapcraft_api::Client) -> Result<Arc<Token>, Error> {
         let _exchanging = self.refresh.lock().await;
         // Whoever held the lock before us may have refreshed already.
         let stale = match self.current() {
@@ -172,7 +178,11 @@ impl TokenCache {
                 };
                 header.set_sensitive(true);
                 let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(token_id = id, attempts = record.attempts, "token exchanged");
+                tracing::info!(
+                    token_id = id,
+                    attempts = record.progress.attempts,
+                    "token exchanged"
+                );
                 Ok(Arc::new(Token {
                     id,
                     secret: Arc::new(SecretString::from(token)),

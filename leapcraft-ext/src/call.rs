@@ -30,11 +30,25 @@ const REQUEST_ID_HEADERS: [&str; 5] = [
     "x-amz-request-id",
 ];
 
+/// How far a call has got through its retry budget.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Progress {
+    /// Requests sent, the first included.
+    pub attempts: u32,
+    /// Retries made (a resend after the first token refresh is not one).
+    pub retries: u32,
+    /// The token this call last refreshed away from, if it refreshed.
+    pub refreshed_from: Option<u64>,
+}
+
 /// What one call learned; see the module docs.
 #[derive(Debug, Default)]
 pub(crate) struct CallRecord {
     pub operation: &'static str,
-    pub attempts: u32,
+    pub progress: Progress,
+    /// The caller retries a successful response whose body cannot be read, so the transport
+    /// need not read it first.
+    pub retries_bodies: bool,
     pub status: Option<StatusCode>,
     pub request_id: Option<String>,
     pub retry_after: Option<Duration>,
@@ -132,8 +146,8 @@ impl CallRecord {
     }
 
     /// Applies `f` to the current call's record, if the caller set one up.
-    pub fn with_current(f: impl FnOnce(&mut CallRecord)) {
-        let _ = RECORD.try_with(|r| f(&mut r.borrow_mut()));
+    pub fn with_current<R>(f: impl FnOnce(&mut CallRecord) -> R) -> Option<R> {
+        RECORD.try_with(|r| f(&mut r.borrow_mut())).ok()
     }
 
     /// The current call's deadline, if the caller set one.

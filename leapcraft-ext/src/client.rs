@@ -49,6 +49,8 @@ pub struct Client {
 struct Shared {
     tokens: Arc<TokenCache>,
     overall_timeout: Option<Duration>,
+    retry: RetryPolicy,
+    sleep: Arc<dyn Sleep>,
 }
 
 impl fmt::Debug for Client {
@@ -98,28 +100,57 @@ impl Client {
         &self.api
     }
 
-    /// Runs one call of the generated client and translates its outcome: the common path of
-    /// every method.
-    pub(crate) async fn call<T, F>(&self, operation: &'static str, send: F) -> Result<T, Error>
+    /// Runs one call of the generated client (`send` makes its request, again for each
+    /// retry made here) and translates its outcome: the common path of every method.
+    ///
+    /// The transport retries what fails before the body; a successful response whose body
+    /// cannot be read is retried here, within the same budget, so that the transport can
+    /// hand bodies over unread.
+    pub(crate) async fn call<T, F>(
+        &self,
+        operation: &'static str,
+        mut send: impl FnMut() -> F,
+    ) -> Result<T, Error>
     where
         T: DeserializeOwned,
         F: Future<
             Output = Result<ResponseValue<T>, leapcraft_api::Error<leapcraft_api::types::Error>>,
         >,
     {
-        let deadline = self
-            .shared
+        let shared = &*self.shared;
+        let deadline = shared
             .overall_timeout
             .map(|limit| tokio::time::Instant::now() + limit);
-        let record = CallRecord::new(operation, deadline, self.shared.tokens.api_key());
-        // Boxed once: the generated future is large, and moving it through the layers costs.
-        let (result, mut record) = record.run(Box::pin(send)).await;
-        match result {
-            Ok(value) => Ok(value.into_inner()),
-            Err(err) => Err(match record.failure.take() {
+        let mut record = CallRecord::new(operation, deadline, shared.tokens.api_key());
+        record.retries_bodies = true;
+        loop {
+            let (result, back) = record.run(std::pin::pin!(send())).await;
+            record = back;
+            let err = match result {
+                Ok(value) => return Ok(value.into_inner()),
+                Err(err) => err,
+            };
+            if let leapcraft_api::Error::ResponseBodyError(e) = &err
+                && let Some(wait) = crate::retry::next_retry(
+                    &shared.retry,
+                    &mut record.progress.retries,
+                    deadline,
+                    None,
+                )
+            {
+                tracing::info!(
+                    retry = record.progress.retries,
+                    wait_ms = wait.as_millis() as u64,
+                    error = %crate::error::error_chain(e),
+                    "retrying: the response body could not be read"
+                );
+                shared.sleep.sleep(wait).await;
+                continue;
+            }
+            return Err(match record.failure.take() {
                 Some(failure) => failure,
                 None => Error::from_generated(err, &record, decode_path::<T>),
-            }),
+            });
         }
     }
 }
@@ -320,9 +351,9 @@ impl ClientBuilder {
         let tokens = Arc::new(TokenCache::new(api_key, self.max_token_age));
         let transport = LeapcraftTransport {
             tokens: tokens.clone(),
-            retry: self.retry,
+            retry: self.retry.clone(),
             timeouts: self.timeouts,
-            sleep: self.sleep,
+            sleep: self.sleep.clone(),
             user_agent,
         };
         let api = leapcraft_api::Client::new_with_client(
@@ -335,6 +366,8 @@ impl ClientBuilder {
             shared: Arc::new(Shared {
                 tokens,
                 overall_timeout: self.timeouts.overall,
+                retry: self.retry,
+                sleep: self.sleep,
             }),
         })
     }

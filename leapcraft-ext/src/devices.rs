@@ -79,14 +79,11 @@ impl Client {
     /// ```
     pub async fn device(&self, physical_id: impl Into<PhysicalId>) -> Result<Device, Error> {
         let id = physical_id.into();
+        let checked = id.checked("get_device")?;
         let details = self
-            .call(
-                "get_device",
-                self.api()
-                    .get_device()
-                    .physical_id(id.checked("get_device")?)
-                    .send(),
-            )
+            .call("get_device", || {
+                self.api().get_device().physical_id(checked).send()
+            })
             .await?;
         Ok(Device::from_details(details, &id))
     }
@@ -110,13 +107,14 @@ impl Client {
             move |page: PageRequest| {
                 let client = client.clone();
                 async move {
-                    let send = client
+                    let request = client
                         .api()
                         .list_devices()
                         .limit(page.limit)
-                        .page(page.page_number())
-                        .send();
-                    let devices: Vec<types::Device> = client.call("list_devices", send).await?;
+                        .page(page.page_number());
+                    let devices: Vec<types::Device> = client
+                        .call("list_devices", || request.clone().send())
+                        .await?;
                     Ok(devices.into_iter().map(Device::from).collect())
                 }
                 .boxed()

@@ -209,7 +209,7 @@ impl Error {
     ) -> Self {
         use leapcraft_api::Error as G;
         let operation = record.operation;
-        let attempts = record.attempts.max(1);
+        let attempts = record.progress.attempts.max(1);
         match err {
             G::ErrorResponse(rv) => {
                 let status = rv.status();
@@ -291,14 +291,14 @@ impl Error {
             body: record.redact(&record.body_snippet()),
             request_id: record.request_id.clone(),
             retry_after: record.retry_after,
-            attempts: record.attempts.max(1),
+            attempts: record.progress.attempts.max(1),
         }))
     }
 }
 
 /// The error and its sources, joined: reqwest's top-level text alone ("error sending
 /// request") rarely says what happened.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

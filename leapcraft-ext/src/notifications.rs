@@ -93,8 +93,9 @@ impl Client {
                     if let Some(device) = &device {
                         request = request.physical_id(device.checked("list_notifications")?);
                     }
-                    let found: Vec<types::Notification> =
-                        client.call("list_notifications", request.send()).await?;
+                    let found: Vec<types::Notification> = client
+                        .call("list_notifications", || request.clone().send())
+                        .await?;
                     Ok(found.into_iter().map(Notification::from).collect())
                 }
                 .boxed()

@@ -102,6 +102,30 @@ impl RetryPolicy {
     }
 }
 
+/// The wait before the next retry of a call that has made `retries` retries so far, or `None`
+/// if the budget (attempts, and the time left before `deadline`) does not allow one. Counts
+/// the retry in `retries` when it allows one.
+pub(crate) fn next_retry(
+    policy: &RetryPolicy,
+    retries: &mut u32,
+    deadline: Option<tokio::time::Instant>,
+    retry_after: Option<Duration>,
+) -> Option<Duration> {
+    if *retries + 1 >= policy.max_attempts() {
+        return None;
+    }
+    let wait = policy.wait(*retries + 1, retry_after);
+    if deadline.is_some_and(|d| tokio::time::Instant::now() + wait >= d) {
+        tracing::debug!(
+            wait_ms = wait.as_millis() as u64,
+            "no time left for a retry"
+        );
+        return None;
+    }
+    *retries += 1;
+    Some(wait)
+}
+
 /// Whether a response with this status is worth retrying.
 pub(crate) fn is_retryable_status(status: StatusCode) -> bool {
     matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)

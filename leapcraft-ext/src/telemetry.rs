@@ -186,7 +186,7 @@ impl Client {
                 .from(*from)
                 .to(*to),
         };
-        let response = self.call(OP, request.send()).await?;
+        let response = self.call(OP, || request.clone().send()).await?;
         Ok(readings(response))
     }
 

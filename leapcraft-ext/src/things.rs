@@ -30,8 +30,8 @@ impl Client {
             move |page: PageRequest| {
                 let client = client.clone();
                 async move {
-                    let send = client.api().list_things().limit(page.limit).send();
-                    client.call("list_things", send).await
+                    let request = client.api().list_things().limit(page.limit);
+                    client.call("list_things", || request.clone().send()).await
                 }
                 .boxed()
             },

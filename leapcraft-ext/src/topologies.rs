@@ -135,7 +135,7 @@ impl Client {
     /// ```
     pub async fn topologies(&self) -> Result<Vec<Topology>, Error> {
         let found: Vec<types::Topology> = self
-            .call("list_topologies", self.api().list_topologies().send())
+            .call("list_topologies", || self.api().list_topologies().send())
             .await?;
         Ok(found.into_iter().map(Topology::from).collect())
     }
@@ -153,12 +153,12 @@ impl Client {
         gateway_id: impl Into<GatewayId>,
     ) -> Result<TopologyDetails, Error> {
         let id = gateway_id.into();
-        let send = self
-            .api()
-            .get_topology()
-            .topology_id(id.checked("get_topology")?)
-            .send();
-        let details: types::TopologyDetails = self.call("get_topology", send).await?;
+        let checked = id.checked("get_topology")?;
+        let details: types::TopologyDetails = self
+            .call("get_topology", || {
+                self.api().get_topology().topology_id(checked).send()
+            })
+            .await?;
         Ok(details.into())
     }
 }

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::auth::TokenCache;
-use crate::call::CallRecord;
+use crate::call::{CallRecord, Progress};
 use crate::error::Error;
 use crate::retry::{RetryPolicy, Sleep, is_retryable_error, is_retryable_status};
 
@@ -134,18 +134,16 @@ impl LeapcraftTransport {
     ) -> reqwest::Result<reqwest::Response> {
         let span = tracing::Span::current();
         let start = Instant::now();
+        // A call that is retried again (its body was cut short) continues where it was.
+        let mut progress = CallRecord::with_current(|r| r.progress).unwrap_or_default();
         let deadline = CallRecord::current_deadline().or(self.timeouts.overall.map(|d| start + d));
         let is_exchange = operation == TOKEN_EXCHANGE;
         let idempotent = is_exchange || matches!(*request.method(), Method::GET | Method::HEAD);
-        let mut attempts = 0u32;
-        let mut retries = 0u32;
-        // The token this call last refreshed away from, if it refreshed.
-        let mut refreshed_from: Option<u64> = None;
 
         let result = loop {
-            attempts += 1;
-            span.record("attempt", attempts);
-            CallRecord::with_current(|r| r.attempts = attempts);
+            progress.attempts += 1;
+            span.record("attempt", progress.attempts);
+            CallRecord::with_current(|r| r.progress = progress);
 
             let Some(mut attempt) = request.try_clone() else {
                 // A streaming body cannot be sent twice; the API's requests have none.
@@ -183,36 +181,51 @@ impl LeapcraftTransport {
             }
 
             let outcome = match client.client().execute(attempt).await {
-                Ok(response) => Buffered::read(response).await,
+                Ok(response) => {
+                    let status = response.status();
+                    span.record("status", status.as_u16());
+                    if let Some(token) = &token
+                        && status != StatusCode::UNAUTHORIZED
+                    {
+                        token.proven.store(true, Ordering::Relaxed);
+                    }
+                    if status.is_success()
+                        && CallRecord::with_current(|r| r.retries_bodies) == Some(true)
+                    {
+                        // The caller retries a body cut short itself: hand the response
+                        // over unread (reading and rebuilding it here costs every call).
+                        CallRecord::with_current(|r| {
+                            r.progress = progress;
+                            r.status = Some(status);
+                        });
+                        span.record("elapsed_ms", start.elapsed().as_millis() as u64);
+                        return Ok(response);
+                    }
+                    Buffered::read(response).await
+                }
                 Err(e) => Err(e),
             };
             let retry_after = match &outcome {
                 Ok(response) => {
-                    span.record("status", response.status.as_u16());
-                    if let Some(token) = &token
-                        && response.status != StatusCode::UNAUTHORIZED
-                    {
-                        token.proven.store(true, Ordering::Relaxed);
-                    }
                     if response.status == StatusCode::UNAUTHORIZED
                         && let Some(token) = &token
                     {
-                        let first = refreshed_from.is_none();
+                        let first = progress.refreshed_from.is_none();
                         // A token that worked (for any call) and is refused now has expired:
                         // worth another refresh, within the retry budget. A fresh token
                         // refused at once is final.
                         let expired_again = !first
-                            && refreshed_from != Some(token.id)
+                            && progress.refreshed_from != Some(token.id)
                             && token.proven.load(Ordering::Relaxed);
                         if first || expired_again {
-                            refreshed_from = Some(token.id);
+                            progress.refreshed_from = Some(token.id);
                             tracing::debug!("401: refreshing the token and resending");
                             self.tokens.invalidate(token);
                             if first {
                                 continue;
                             }
-                            if retries + 1 < self.retry.max_attempts() {
-                                retries += 1;
+                            if progress.retries + 1 < self.retry.max_attempts() {
+                                progress.retries += 1;
                                 continue;
                             }
                             break outcome;
@@ -230,27 +243,18 @@ impl LeapcraftTransport {
                     None
                 }
             };
-            if retries + 1 >= self.retry.max_attempts() {
+            let Some(wait) = self.next_retry(&mut progress, deadline, retry_after) else {
                 break outcome;
-            }
-            retries += 1;
-            let wait = self.retry.wait(retries, retry_after);
-            if deadline.is_some_and(|d| Instant::now() + wait >= d) {
-                tracing::debug!(
-                    wait_ms = wait.as_millis() as u64,
-                    "no time left for a retry"
-                );
-                break outcome;
-            }
+            };
             match &outcome {
                 Ok(response) => tracing::info!(
-                    retry = retries,
+                    retry = progress.retries,
                     wait_ms = wait.as_millis() as u64,
                     status = response.status.as_u16(),
                     "retrying"
                 ),
                 Err(e) => tracing::info!(
-                    retry = retries,
+                    retry = progress.retries,
                     wait_ms = wait.as_millis() as u64,
                     error = %e,
                     "retrying"
@@ -259,6 +263,7 @@ impl LeapcraftTransport {
             self.sleep.sleep(wait).await;
         };
 
+        CallRecord::with_current(|r| r.progress = progress);
         span.record("elapsed_ms", start.elapsed().as_millis() as u64);
         match result {
             Ok(response) => {
@@ -269,5 +274,14 @@ impl LeapcraftTransport {
             }
             Err(e) => Err(e),
         }
+    }
+
+    fn next_retry(
+        &self,
+        progress: &mut Progress,
+        deadline: Option<Instant>,
+        retry_after: Option<Duration>,
+    ) -> Option<Duration> {
+        crate::retry::next_retry(&self.retry, &mut progress.retries, deadline, retry_after)
     }
 }

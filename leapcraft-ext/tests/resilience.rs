@@ -381,6 +381,36 @@ async fn truncated_and_dropped_responses_are_retried() {
     let device = client.device("dev-1").await.unwrap();
     assert_eq!(device.serial.as_deref(), Some("LC-2026-X88"));
     assert_eq!(server.count(DEV), 3);
+    // One backoff before each retry: the body cut short (retried by the method) and the
+    // dropped connection (retried by the transport) share one budget and one policy.
+    assert_eq!(sleep.waits().len(), 2);
+}
+
+#[tokio::test]
+async fn a_truncated_body_through_the_escape_hatch_is_retried_too() {
+    let (server, sleep) = scripted().await;
+    server.always("POST", TOKEN, Reply::token("tok"));
+    server.push(
+        "GET",
+        "/things",
+        [Reply::Truncated {
+            status: 200,
+            body: "[{".into(),
+            claimed: 500,
+        }],
+    );
+    server.always("GET", "/things", Reply::json(200, r#"[{"name":"modbus"}]"#));
+    let client = client(server.base_url(), &sleep).build().unwrap();
+    let things = client
+        .api()
+        .list_things()
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(things[0].name.as_deref(), Some("modbus"));
+    assert_eq!(server.count("/things"), 2);
+    assert_eq!(sleep.waits().len(), 1);
 }
 
 #[tokio::test]
@@ -493,6 +523,52 @@ async fn a_hanging_server_times_out_per_attempt_and_overall() {
     assert_eq!(operation, "get_device");
     assert!((1..1000).contains(&attempts), "{attempts}");
     assert!(err_is_retryable_timeout());
+}
+
+#[tokio::test]
+async fn a_body_that_stalls_times_out_per_attempt_and_is_retried() {
+    let (server, sleep) = scripted().await;
+    server.always("POST", TOKEN, Reply::token("tok"));
+    server.push(
+        "GET",
+        DEV,
+        [Reply::Stall {
+            status: 200,
+            body: r#"{"serial":"#.into(),
+            claimed: 500,
+        }],
+    );
+    server.always("GET", DEV, Reply::json(200, DEVICE));
+    let client = client(server.base_url(), &sleep)
+        .attempt_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let device = client.device("dev-1").await.unwrap();
+    assert_eq!(device.serial.as_deref(), Some("LC-2026-X88"));
+    assert_eq!(server.count(DEV), 2);
+    assert_eq!(sleep.waits().len(), 1);
+
+    // A body that always stalls: a timeout, after every attempt the policy allows.
+    server.always(
+        "GET",
+        DEV,
+        Reply::Stall {
+            status: 200,
+            body: "[".into(),
+            claimed: 50,
+        },
+    );
+    let client = client_with_attempts(server.base_url(), &sleep, 3);
+    let err = client.device("dev-1").await.unwrap_err();
+    assert!(matches!(err, Error::Timeout { attempts: 3, .. }), "{err:?}");
+}
+
+fn client_with_attempts(base: &str, sleep: &RecordingSleep, attempts: u32) -> Client {
+    client(base, sleep)
+        .attempt_timeout(Duration::from_millis(50))
+        .retry_policy(RetryPolicy::default().with_max_attempts(attempts))
+        .build()
+        .unwrap()
 }
 
 fn err_is_retryable_timeout() -> bool {

@@ -26,6 +26,13 @@ pub enum Reply {
         body: String,
         claimed: usize,
     },
+    /// Headers claiming `claimed` bytes, then `body` (shorter), then nothing: the connection
+    /// stays open.
+    Stall {
+        status: u16,
+        body: String,
+        claimed: usize,
+    },
     /// The connection closes without a response.
     Drop,
     /// The connection stays open and nothing is ever sent.
@@ -190,6 +197,18 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
                 let _ = stream.write_all(head.as_bytes()).await;
                 let _ = stream.write_all(body.as_bytes()).await;
                 return;
+            }
+            Reply::Stall {
+                status,
+                body,
+                claimed,
+            } => {
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {claimed}\r\n\r\n"
+                );
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(body.as_bytes()).await;
+                std::future::pending::<()>().await;
             }
             Reply::Drop => return,
             Reply::Hang => {
