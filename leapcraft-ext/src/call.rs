@@ -15,6 +15,7 @@ use reqwest::header::HeaderMap;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::time::Instant;
 
+use crate::auth::Token;
 use crate::error::{Error, snippet};
 
 tokio::task_local! {
@@ -46,9 +47,9 @@ pub(crate) struct Progress {
 pub(crate) struct CallRecord {
     pub operation: &'static str,
     pub progress: Progress,
-    /// The caller retries a successful response whose body cannot be read, so the transport
-    /// need not read it first.
-    pub retries_bodies: bool,
+    /// The caller makes the retries (`Client`'s methods do): the transport sends each request
+    /// once, as it is, and records what the caller needs to decide.
+    pub caller_retries: bool,
     pub status: Option<StatusCode>,
     pub request_id: Option<String>,
     pub retry_after: Option<Duration>,
@@ -62,10 +63,10 @@ pub(crate) struct CallRecord {
     pub failure: Option<Error>,
     /// When the call must be over: attempts are cut to it, no retry starts past it.
     pub deadline: Option<Instant>,
-    /// Redacted from anything quoted in an error: the API key, and the token of the last
-    /// attempt (the one whose response is quoted).
+    /// The token the final response answered (kept for error responses only): refreshed on
+    /// a `401`, and redacted from anything quoted, like the API key.
+    pub token: Option<Arc<Token>>,
     api_key: Option<Arc<SecretString>>,
-    token: Option<Arc<SecretString>>,
 }
 
 impl CallRecord {
@@ -99,15 +100,11 @@ impl CallRecord {
         self.body = body.clone();
     }
 
-    /// Notes the token an attempt is sent with.
-    pub fn set_token(&mut self, token: &Arc<SecretString>) {
-        self.token = Some(token.clone());
-    }
-
     /// `text` with every secret replaced by `[redacted]`.
     pub fn redact(&self, text: &str) -> String {
         let mut text = text.to_owned();
-        for secret in self.api_key.iter().chain(&self.token) {
+        let token = self.token.as_ref().map(|t| &t.secret);
+        for secret in self.api_key.iter().chain(token) {
             let secret = secret.expose_secret();
             if !secret.is_empty() {
                 text = text.replace(secret, "[redacted]");

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use crate::auth::TokenCache;
 use crate::call::CallRecord;
 use crate::error::{Error, decode_path};
-use crate::retry::{RetryPolicy, Sleep, TokioSleep};
+use crate::retry::{Next, Outcome, RetryPolicy, Sleep, TokioSleep, is_retryable_error};
 use crate::transport::{LeapcraftTransport, Timeouts};
 
 /// The API's production base URL.
@@ -100,12 +100,13 @@ impl Client {
         &self.api
     }
 
-    /// Runs one call of the generated client (`send` makes its request, again for each
-    /// retry made here) and translates its outcome: the common path of every method.
+    /// Runs one call of the generated client and translates its outcome: the common path of
+    /// every method.
     ///
-    /// The transport retries what fails before the body; a successful response whose body
-    /// cannot be read is retried here, within the same budget, so that the transport can
-    /// hand bodies over unread.
+    /// `send` makes the call's request; it is called again for each retry, so the transport
+    /// sends every request as it is (no copy kept for a retry) and hands a successful body
+    /// over unread. The retry decisions are the transport's own (`retry::next`), on what it
+    /// recorded of each attempt.
     pub(crate) async fn call<T, F>(
         &self,
         operation: &'static str,
@@ -117,12 +118,13 @@ impl Client {
             Output = Result<ResponseValue<T>, leapcraft_api::Error<leapcraft_api::types::Error>>,
         >,
     {
+        use leapcraft_api::Error as G;
         let shared = &*self.shared;
         let deadline = shared
             .overall_timeout
             .map(|limit| tokio::time::Instant::now() + limit);
         let mut record = CallRecord::new(operation, deadline, shared.tokens.api_key());
-        record.retries_bodies = true;
+        record.caller_retries = true;
         loop {
             let (result, back) = record.run(std::pin::pin!(send())).await;
             record = back;
@@ -130,27 +132,40 @@ impl Client {
                 Ok(value) => return Ok(value.into_inner()),
                 Err(err) => err,
             };
-            if let leapcraft_api::Error::ResponseBodyError(e) = &err
-                && let Some(wait) = crate::retry::next_retry(
+            let outcome = match (&err, record.status) {
+                _ if record.failure.is_some() => None,
+                (G::CommunicationError(e) | G::ResponseBodyError(e), _) => Some(Outcome::Failed {
+                    retryable: is_retryable_error(e),
+                    error: e,
+                }),
+                (_, Some(status)) => Some(Outcome::Status {
+                    status,
+                    retry_after: record.retry_after,
+                    token: record.token.as_deref(),
+                }),
+                _ => None,
+            };
+            // Every operation `Client` wraps is a GET: idempotent.
+            let next = outcome.map(|outcome| {
+                crate::retry::next(
                     &shared.retry,
-                    &mut record.progress.retries,
+                    &shared.tokens,
+                    &mut record.progress,
                     deadline,
-                    None,
+                    true,
+                    outcome,
                 )
-            {
-                tracing::info!(
-                    retry = record.progress.retries,
-                    wait_ms = wait.as_millis() as u64,
-                    error = %crate::error::error_chain(e),
-                    "retrying: the response body could not be read"
-                );
-                shared.sleep.sleep(wait).await;
-                continue;
-            }
-            return Err(match record.failure.take() {
-                Some(failure) => failure,
-                None => Error::from_generated(err, &record, decode_path::<T>),
             });
+            match next {
+                Some(Next::Resend) => {}
+                Some(Next::Wait(wait)) => shared.sleep.sleep(wait).await,
+                Some(Next::Stop) | None => {
+                    return Err(match record.failure.take() {
+                        Some(failure) => failure,
+                        None => Error::from_generated(err, &record, decode_path::<T>),
+                    });
+                }
+            }
         }
     }
 }

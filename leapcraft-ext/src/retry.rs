@@ -4,11 +4,15 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use rand::Rng;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
+
+use crate::auth::{Token, TokenCache};
+use crate::call::Progress;
 
 /// How failed calls are retried.
 ///
@@ -102,10 +106,107 @@ impl RetryPolicy {
     }
 }
 
+/// How an attempt ended, as far as retrying is concerned.
+pub(crate) enum Outcome<'a> {
+    /// The server answered with `status`, to a request sent with `token`.
+    Status {
+        status: StatusCode,
+        retry_after: Option<Duration>,
+        token: Option<&'a Token>,
+    },
+    /// No (readable) answer: the connection failed, the attempt timed out, or the body could
+    /// not be read.
+    Failed {
+        retryable: bool,
+        error: &'a dyn std::error::Error,
+    },
+}
+
+/// What a call does after an attempt.
+pub(crate) enum Next {
+    /// Nothing more: the attempt's outcome is the call's.
+    Stop,
+    /// Send again at once (the token was refreshed).
+    Resend,
+    /// Send again after this wait.
+    Wait(Duration),
+}
+
+/// Decides what a call does after an attempt: refresh the token on a `401` (see `auth`),
+/// retry what is retryable while the budget lasts, or stop. Counts what it allows in
+/// `progress`.
+pub(crate) fn next(
+    policy: &RetryPolicy,
+    tokens: &TokenCache,
+    progress: &mut Progress,
+    deadline: Option<tokio::time::Instant>,
+    idempotent: bool,
+    outcome: Outcome<'_>,
+) -> Next {
+    let retry_after = match outcome {
+        Outcome::Status {
+            status: StatusCode::UNAUTHORIZED,
+            token: Some(token),
+            ..
+        } => {
+            let first = progress.refreshed_from.is_none();
+            // A token that worked (for any call) and is refused now has expired: worth
+            // another refresh, within the retry budget. A fresh token refused at once is
+            // final.
+            let expired_again = !first
+                && progress.refreshed_from != Some(token.id)
+                && token.proven.load(Ordering::Relaxed);
+            if !(first || expired_again) {
+                return Next::Stop;
+            }
+            progress.refreshed_from = Some(token.id);
+            tracing::debug!("401: refreshing the token and resending");
+            tokens.invalidate(token);
+            if first {
+                return Next::Resend;
+            }
+            if progress.retries + 1 < policy.max_attempts() {
+                progress.retries += 1;
+                return Next::Resend;
+            }
+            return Next::Stop;
+        }
+        Outcome::Status {
+            status,
+            retry_after,
+            ..
+        } => {
+            if !(idempotent && is_retryable_status(status)) {
+                return Next::Stop;
+            }
+            tracing::debug!(status = status.as_u16(), "retryable status");
+            retry_after
+        }
+        Outcome::Failed { retryable, error } => {
+            if !(idempotent && retryable) {
+                return Next::Stop;
+            }
+            tracing::debug!(error = %crate::error::error_chain(error), "retryable failure");
+            None
+        }
+    };
+    match next_retry(policy, &mut progress.retries, deadline, retry_after) {
+        Some(wait) => {
+            tracing::info!(
+                retry = progress.retries,
+                wait_ms = wait.as_millis() as u64,
+                "retrying"
+            );
+            Next::Wait(wait)
+        }
+        None => Next::Stop,
+    }
+}
+
 /// The wait before the next retry of a call that has made `retries` retries so far, or `None`
 /// if the budget (attempts, and the time left before `deadline`) does not allow one. Counts
 /// the retry in `retries` when it allows one.
-pub(crate) fn next_retry(
+fn next_retry(
     policy: &RetryPolicy,
     retries: &mut u32,
     deadline: Option<tokio::time::Instant>,

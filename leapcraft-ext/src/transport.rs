@@ -13,10 +13,10 @@ use reqwest::{Method, ResponseBuilderExt, StatusCode};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::auth::TokenCache;
-use crate::call::{CallRecord, Progress};
+use crate::auth::{Token, TokenCache};
+use crate::call::CallRecord;
 use crate::error::Error;
-use crate::retry::{RetryPolicy, Sleep, is_retryable_error, is_retryable_status};
+use crate::retry::{Next, Outcome, RetryPolicy, Sleep, is_retryable_error};
 
 /// The operation id of the token exchange: sent without a token, and retried although it is a
 /// `POST` (it has no side effect worth avoiding).
@@ -118,14 +118,123 @@ impl Transport for LeapcraftTransport {
             status = tracing::field::Empty,
             elapsed_ms = tracing::field::Empty,
         );
-        Box::pin(
-            self.run(client, request, info.operation_id)
-                .instrument(span),
-        )
+        let operation = info.operation_id;
+        if CallRecord::with_current(|r| r.caller_retries) == Some(true) {
+            Box::pin(self.once(client, request, operation).instrument(span))
+        } else {
+            Box::pin(self.run(client, request, operation).instrument(span))
+        }
     }
 }
 
 impl LeapcraftTransport {
+    /// Readies `request` for sending: the user agent, and the attempt's timeout (cut to the
+    /// time left before `deadline`).
+    fn prepare(&self, request: &mut reqwest::Request, deadline: Option<Instant>) {
+        request
+            .headers_mut()
+            .insert(USER_AGENT, self.user_agent.clone());
+        let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        *request.timeout_mut() = match (self.timeouts.attempt, remaining) {
+            (Some(a), Some(r)) => Some(a.min(r)),
+            (a, r) => a.or(r),
+        };
+    }
+
+    /// A token for the next attempt, or the stand-in response to return when none can be had
+    /// (the failure is recorded for the calling method).
+    async fn token_or_stand_in(
+        &self,
+        client: &leapcraft_api::Client,
+    ) -> Result<Arc<Token>, Buffered> {
+        self.tokens.token(client).await.map_err(|error| {
+            let response = stand_in(&error);
+            CallRecord::with_current(|r| {
+                r.key_rejected = matches!(error, Error::Auth(_));
+                r.failure = Some(error);
+            });
+            response
+        })
+    }
+
+    /// One attempt, for a caller that retries itself (`Client`'s methods): nothing is cloned,
+    /// and a successful body is handed over unread. What the caller needs to decide on a
+    /// retry goes to the call record.
+    async fn once(
+        &self,
+        client: &leapcraft_api::Client,
+        mut request: reqwest::Request,
+        operation: &'static str,
+    ) -> reqwest::Result<reqwest::Response> {
+        let span = tracing::Span::current();
+        let start = Instant::now();
+        let attempts = CallRecord::with_current(|r| {
+            r.progress.attempts += 1;
+            r.status = None;
+            r.token = None;
+            r.progress.attempts
+        });
+        span.record("attempt", attempts);
+        self.prepare(&mut request, CallRecord::current_deadline());
+        let is_exchange = operation == TOKEN_EXCHANGE;
+        let token = if is_exchange {
+            None
+        } else {
+            match self.token_or_stand_in(client).await {
+                Ok(token) => Some(token),
+                Err(stand_in) => return Ok(stand_in.into_response()),
+            }
+        };
+        if let Some(token) = &token {
+            request
+                .headers_mut()
+                .insert(AUTHORIZATION, token.header.clone());
+        }
+        let outcome = client.client().execute(request).await;
+        let result = match outcome {
+            Ok(response) if response.status().is_success() => {
+                let status = response.status();
+                span.record("status", status.as_u16());
+                if let Some(token) = &token {
+                    token.proven.store(true, Ordering::Relaxed);
+                }
+                // The token stays with the record: a body that fails to decode is quoted in
+                // the error, with the token redacted (a server may echo it).
+                CallRecord::with_current(|r| {
+                    r.status = Some(status);
+                    r.token = token;
+                });
+                Ok(response)
+            }
+            Ok(response) => {
+                let status = response.status();
+                span.record("status", status.as_u16());
+                if let Some(token) = &token
+                    && status != StatusCode::UNAUTHORIZED
+                {
+                    token.proven.store(true, Ordering::Relaxed);
+                }
+                // Boxed: reading a body takes a large future, and most calls never do it here.
+                match Box::pin(Buffered::read(response)).await {
+                    Ok(response) => {
+                        CallRecord::with_current(|r| {
+                            r.token = token;
+                            r.set_response(response.status, &response.headers, &response.body)
+                        });
+                        Ok(response.into_response())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        span.record("elapsed_ms", start.elapsed().as_millis() as u64);
+        result
+    }
+
+    /// Every attempt of a call, for callers of the generated client that do not retry
+    /// themselves (`Client::api`, the token exchange): each attempt sends a clone of the
+    /// request, and bodies are read here so that one cut short is retried too.
     async fn run(
         &self,
         client: &leapcraft_api::Client,
@@ -134,7 +243,6 @@ impl LeapcraftTransport {
     ) -> reqwest::Result<reqwest::Response> {
         let span = tracing::Span::current();
         let start = Instant::now();
-        // A call that is retried again (its body was cut short) continues where it was.
         let mut progress = CallRecord::with_current(|r| r.progress).unwrap_or_default();
         let deadline = CallRecord::current_deadline().or(self.timeouts.overall.map(|d| start + d));
         let is_exchange = operation == TOKEN_EXCHANGE;
@@ -149,118 +257,54 @@ impl LeapcraftTransport {
                 // A streaming body cannot be sent twice; the API's requests have none.
                 return client.client().execute(request).await;
             };
-            attempt
-                .headers_mut()
-                .insert(USER_AGENT, self.user_agent.clone());
-            let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            *attempt.timeout_mut() = match (self.timeouts.attempt, remaining) {
-                (Some(a), Some(r)) => Some(a.min(r)),
-                (a, r) => a.or(r),
-            };
-
+            self.prepare(&mut attempt, deadline);
             let token = if is_exchange {
                 None
             } else {
-                match self.tokens.token(client).await {
+                match self.token_or_stand_in(client).await {
                     Ok(token) => Some(token),
-                    Err(error) => {
-                        let response = stand_in(&error);
-                        CallRecord::with_current(|r| {
-                            r.key_rejected = matches!(error, Error::Auth(_));
-                            r.failure = Some(error);
-                        });
-                        break Ok(response);
-                    }
+                    Err(stand_in) => break Ok(stand_in),
                 }
             };
             if let Some(token) = &token {
                 attempt
                     .headers_mut()
                     .insert(AUTHORIZATION, token.header.clone());
-                CallRecord::with_current(|r| r.set_token(&token.secret));
             }
 
             let outcome = match client.client().execute(attempt).await {
-                Ok(response) => {
-                    let status = response.status();
-                    span.record("status", status.as_u16());
-                    if let Some(token) = &token
-                        && status != StatusCode::UNAUTHORIZED
-                    {
-                        token.proven.store(true, Ordering::Relaxed);
-                    }
-                    if status.is_success()
-                        && CallRecord::with_current(|r| r.retries_bodies) == Some(true)
-                    {
-                        // The caller retries a body cut short itself: hand the response
-                        // over unread (reading and rebuilding it here costs every call).
-                        CallRecord::with_current(|r| {
-                            r.progress = progress;
-                            r.status = Some(status);
-                        });
-                        span.record("elapsed_ms", start.elapsed().as_millis() as u64);
-                        return Ok(response);
-                    }
-                    Buffered::read(response).await
-                }
+                Ok(response) => Box::pin(Buffered::read(response)).await,
                 Err(e) => Err(e),
             };
-            let retry_after = match &outcome {
+            let seen = match &outcome {
                 Ok(response) => {
-                    if response.status == StatusCode::UNAUTHORIZED
-                        && let Some(token) = &token
-                    {
-                        let first = progress.refreshed_from.is_none();
-                        // A token that worked (for any call) and is refused now has expired:
-                        // worth another refresh, within the retry budget. A fresh token
-                        // refused at once is final.
-                        let expired_again = !first
-                            && progress.refreshed_from != Some(token.id)
-                            && token.proven.load(Ordering::Relaxed);
-                        if first || expired_again {
-                            progress.refreshed_from = Some(token.id);
-                            tracing::debug!("401: refreshing the token and resending");
-                            self.tokens.invalidate(token);
-                            if first {
-                                continue;
-                            }
-                            if progress.retries + 1 < self.retry.max_attempts() {
-                                progress.retries += 1;
-                                continue;
-                            }
-                            break outcome;
-                        }
+                    span.record("status", response.status.as_u16());
+                    Outcome::Status {
+                        status: response.status,
+                        retry_after: crate::retry::retry_after(&response.headers),
+                        token: token.as_deref(),
                     }
-                    if !(idempotent && is_retryable_status(response.status)) {
-                        break outcome;
-                    }
-                    crate::retry::retry_after(&response.headers)
                 }
-                Err(e) => {
-                    if !(idempotent && is_retryable_error(e)) {
-                        break outcome;
-                    }
-                    None
+                Err(e) => Outcome::Failed {
+                    retryable: is_retryable_error(e),
+                    error: e,
+                },
+            };
+            match crate::retry::next(
+                &self.retry,
+                &self.tokens,
+                &mut progress,
+                deadline,
+                idempotent,
+                seen,
+            ) {
+                Next::Stop => {
+                    CallRecord::with_current(|r| r.token = token);
+                    break outcome;
                 }
-            };
-            let Some(wait) = self.next_retry(&mut progress, deadline, retry_after) else {
-                break outcome;
-            };
-            match &outcome {
-                Ok(response) => tracing::info!(
-                    retry = progress.retries,
-                    wait_ms = wait.as_millis() as u64,
-                    status = response.status.as_u16(),
-                    "retrying"
-                ),
-                Err(e) => tracing::info!(
-                    retry = progress.retries,
-                    wait_ms = wait.as_millis() as u64,
-                    error = %e,
-                    "retrying"
-                ),
+                Next::Resend => {}
+                Next::Wait(wait) => self.sleep.sleep(wait).await,
             }
-            self.sleep.sleep(wait).await;
         };
 
         CallRecord::with_current(|r| r.progress = progress);
@@ -274,14 +318,5 @@ impl LeapcraftTransport {
             }
             Err(e) => Err(e),
         }
-    }
-
-    fn next_retry(
-        &self,
-        progress: &mut Progress,
-        deadline: Option<Instant>,
-        retry_after: Option<Duration>,
-    ) -> Option<Duration> {
-        crate::retry::next_retry(&self.retry, &mut progress.retries, deadline, retry_after)
     }
 }
