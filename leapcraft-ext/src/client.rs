@@ -9,9 +9,10 @@ use leapcraft_api::{ClientInfo, ResponseValue};
 use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
+use tokio::time::Instant;
 
 use crate::auth::TokenCache;
-use crate::call::CallRecord;
+use crate::call::{CallRecord, Progress};
 use crate::error::{Error, decode_path};
 use crate::retry::{Next, Outcome, RetryPolicy, Sleep, TokioSleep, is_retryable_error};
 use crate::transport::{LeapcraftTransport, Timeouts};
@@ -48,7 +49,7 @@ pub struct Client {
 /// What clones share besides the generated client.
 struct Shared {
     tokens: Arc<TokenCache>,
-    overall_timeout: Option<Duration>,
+    timeouts: Timeouts,
     retry: RetryPolicy,
     sleep: Arc<dyn Sleep>,
 }
@@ -120,17 +121,36 @@ impl Client {
     {
         use leapcraft_api::Error as G;
         let shared = &*self.shared;
-        let deadline = shared
-            .overall_timeout
-            .map(|limit| tokio::time::Instant::now() + limit);
+        let mut now = Instant::now();
+        let deadline = shared.timeouts.overall.map(|limit| now + limit);
         let mut record = CallRecord::new(operation, deadline, shared.tokens.api_key());
         record.caller_retries = true;
         loop {
-            let (result, back) = record.run(std::pin::pin!(send())).await;
+            // One timer per attempt, over the request, the body and its decoding.
+            let cut = earliest(shared.timeouts.attempt.map(|limit| now + limit), deadline);
+            let (result, back) = record.run(std::pin::pin!(within(cut, send()))).await;
             record = back;
             let err = match result {
-                Ok(value) => return Ok(value.into_inner()),
-                Err(err) => err,
+                Ok(Ok(value)) => return Ok(value.into_inner()),
+                Ok(Err(err)) => err,
+                Err(elapsed) => {
+                    let outcome = Outcome::Failed {
+                        retryable: true,
+                        error: &elapsed,
+                    };
+                    match next_attempt(shared, &mut record.progress, deadline, outcome) {
+                        Next::Resend => {}
+                        Next::Wait(wait) => shared.sleep.sleep(wait).await,
+                        Next::Stop => {
+                            return Err(Error::Timeout {
+                                operation,
+                                attempts: record.progress.attempts.max(1),
+                            });
+                        }
+                    }
+                    now = Instant::now();
+                    continue;
+                }
             };
             let outcome = match (&err, record.status) {
                 _ if record.failure.is_some() => None,
@@ -145,17 +165,8 @@ impl Client {
                 }),
                 _ => None,
             };
-            // Every operation `Client` wraps is a GET: idempotent.
-            let next = outcome.map(|outcome| {
-                crate::retry::next(
-                    &shared.retry,
-                    &shared.tokens,
-                    &mut record.progress,
-                    deadline,
-                    true,
-                    outcome,
-                )
-            });
+            let next = outcome
+                .map(|outcome| next_attempt(shared, &mut record.progress, deadline, outcome));
             match next {
                 Some(Next::Resend) => {}
                 Some(Next::Wait(wait)) => shared.sleep.sleep(wait).await,
@@ -166,7 +177,44 @@ impl Client {
                     });
                 }
             }
+            now = Instant::now();
         }
+    }
+}
+
+/// What a call of `Client` does after an attempt (see `retry::next`). Every operation
+/// `Client` wraps is a GET: idempotent.
+fn next_attempt(
+    shared: &Shared,
+    progress: &mut Progress,
+    deadline: Option<Instant>,
+    outcome: Outcome<'_>,
+) -> Next {
+    crate::retry::next(
+        &shared.retry,
+        &shared.tokens,
+        progress,
+        deadline,
+        true,
+        outcome,
+    )
+}
+
+/// `fut`, cut at `deadline` if there is one.
+async fn within<F: Future>(
+    deadline: Option<Instant>,
+    fut: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, fut).await,
+        None => Ok(fut.await),
+    }
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -380,7 +428,7 @@ impl ClientBuilder {
             api,
             shared: Arc::new(Shared {
                 tokens,
-                overall_timeout: self.timeouts.overall,
+                timeouts: self.timeouts,
                 retry: self.retry,
                 sleep: self.sleep,
             }),

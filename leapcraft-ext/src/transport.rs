@@ -131,14 +131,18 @@ impl LeapcraftTransport {
     /// Readies `request` for sending: the user agent, and the attempt's timeout (cut to the
     /// time left before `deadline`).
     fn prepare(&self, request: &mut reqwest::Request, deadline: Option<Instant>) {
-        request
-            .headers_mut()
-            .insert(USER_AGENT, self.user_agent.clone());
+        self.add_user_agent(request);
         let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         *request.timeout_mut() = match (self.timeouts.attempt, remaining) {
             (Some(a), Some(r)) => Some(a.min(r)),
             (a, r) => a.or(r),
         };
+    }
+
+    fn add_user_agent(&self, request: &mut reqwest::Request) {
+        request
+            .headers_mut()
+            .insert(USER_AGENT, self.user_agent.clone());
     }
 
     /// A token for the next attempt, or the stand-in response to return when none can be had
@@ -157,9 +161,9 @@ impl LeapcraftTransport {
         })
     }
 
-    /// One attempt, for a caller that retries itself (`Client`'s methods): nothing is cloned,
-    /// and a successful body is handed over unread. What the caller needs to decide on a
-    /// retry goes to the call record.
+    /// One attempt, for a caller that retries and times attempts itself (`Client`'s methods):
+    /// nothing is cloned, and a successful body is handed over unread. What the caller needs
+    /// to decide on a retry goes to the call record.
     async fn once(
         &self,
         client: &leapcraft_api::Client,
@@ -175,7 +179,8 @@ impl LeapcraftTransport {
             r.progress.attempts
         });
         span.record("attempt", attempts);
-        self.prepare(&mut request, CallRecord::current_deadline());
+        // The caller times the attempt, body and decoding included.
+        self.add_user_agent(&mut request);
         let is_exchange = operation == TOKEN_EXCHANGE;
         let token = if is_exchange {
             None
