@@ -22,6 +22,9 @@ tokio::task_local! {
     static RECORD: RefCell<CallRecord>;
 }
 
+/// A future run with a call record as the current call's.
+pub(crate) type Scoped<F> = tokio::task::futures::TaskLocalFuture<RefCell<CallRecord>, F>;
+
 /// Response headers that carry a request id, in order of preference.
 const REQUEST_ID_HEADERS: [&str; 5] = [
     "x-request-id",
@@ -132,14 +135,24 @@ impl CallRecord {
     /// Runs `fut` with this record as the current call's; returns its output and the record
     /// as the transport left it.
     pub async fn run<F: Future>(self, fut: F) -> (F::Output, CallRecord) {
-        let mut scoped = std::pin::pin!(RECORD.scope(RefCell::new(self), fut));
+        let mut scoped = std::pin::pin!(self.scope(fut));
         let output = scoped.as_mut().await;
-        let record = scoped
-            .as_mut()
+        (output, CallRecord::take(scoped))
+    }
+
+    /// `fut` with this record as the current call's: [`run`](Self::run) in two steps, for a
+    /// caller that keeps the future in place (it is large) and then [`take`](Self::take)s the
+    /// record back.
+    pub fn scope<F: Future>(self, fut: F) -> Scoped<F> {
+        RECORD.scope(RefCell::new(self), fut)
+    }
+
+    /// The record of a [`scope`](Self::scope)d future that has completed.
+    pub fn take<F: Future>(scoped: std::pin::Pin<&mut Scoped<F>>) -> CallRecord {
+        scoped
             .take_value()
             .map(RefCell::into_inner)
-            .unwrap_or_default();
-        (output, record)
+            .unwrap_or_default()
     }
 
     /// Applies `f` to the current call's record, if the caller set one up.

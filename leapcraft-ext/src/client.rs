@@ -5,6 +5,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
+use futures::future::Either;
 use leapcraft_api::{ClientInfo, ResponseValue};
 use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
@@ -128,8 +130,10 @@ impl Client {
         loop {
             // One timer per attempt, over the request, the body and its decoding.
             let cut = earliest(shared.timeouts.attempt.map(|limit| now + limit), deadline);
-            let (result, back) = record.run(std::pin::pin!(within(cut, send()))).await;
-            record = back;
+            // Kept in place, not moved through layers: the generated future is large.
+            let mut scoped = std::pin::pin!(record.scope(within(cut, send())));
+            let result = scoped.as_mut().await;
+            record = CallRecord::take(scoped);
             let err = match result {
                 Ok(Ok(value)) => return Ok(value.into_inner()),
                 Ok(Err(err)) => err,
@@ -201,13 +205,13 @@ fn next_attempt(
 }
 
 /// `fut`, cut at `deadline` if there is one.
-async fn within<F: Future>(
+fn within<F: Future>(
     deadline: Option<Instant>,
     fut: F,
-) -> Result<F::Output, tokio::time::error::Elapsed> {
+) -> impl Future<Output = Result<F::Output, tokio::time::error::Elapsed>> {
     match deadline {
-        Some(deadline) => tokio::time::timeout_at(deadline, fut).await,
-        None => Ok(fut.await),
+        Some(deadline) => Either::Left(tokio::time::timeout_at(deadline, fut)),
+        None => Either::Right(fut.map(Ok)),
     }
 }
 
