@@ -21,6 +21,11 @@ pub type TransportFuture<'a> =
 /// Executes the requests of a [`Client`]: the place for authentication, retries and
 /// timeouts.
 ///
+/// Each request first goes to [`prepare`](Self::prepare). If the transport has everything it
+/// needs at hand it readies the request there, the client sends it, and the outcome goes to
+/// [`finish`](Self::finish): no boxed future on the way. Otherwise the request goes to
+/// [`execute`](Self::execute), which does the whole job.
+///
 /// `client` is the client that built the request; a transport may use it to send requests of
 /// its own (a token exchange, say), which go through the transport again.
 pub trait Transport: Send + Sync + 'static {
@@ -31,6 +36,43 @@ pub trait Transport: Send + Sync + 'static {
         request: reqwest::Request,
         info: &'a OperationInfo,
     ) -> TransportFuture<'a>;
+
+    /// Readies `request` to be sent once, as it is, and returns `true`; or returns `false`
+    /// (the default) to have it go through [`execute`](Self::execute).
+    fn prepare(&self, request: &mut reqwest::Request, info: &OperationInfo) -> bool {
+        let _ = (request, info);
+        false
+    }
+
+    /// Sees the outcome of a request readied by [`prepare`](Self::prepare) before the
+    /// generated code does. The default hands it over as it is.
+    fn finish<'a>(
+        &'a self,
+        outcome: reqwest::Result<reqwest::Response>,
+        info: &'a OperationInfo,
+    ) -> Finish<'a> {
+        let _ = info;
+        Finish::Now(outcome)
+    }
+}
+
+/// What [`Transport::finish`] makes of an outcome.
+#[non_exhaustive]
+pub enum Finish<'a> {
+    /// This is the outcome, at once.
+    Now(reqwest::Result<reqwest::Response>),
+    /// The outcome needs more work (reading a body, say): await this.
+    Later(TransportFuture<'a>),
+}
+
+impl Finish<'_> {
+    /// The outcome, once any work left is done.
+    pub async fn outcome(self) -> reqwest::Result<reqwest::Response> {
+        match self {
+            Finish::Now(outcome) => outcome,
+            Finish::Later(rest) => rest.await,
+        }
+    }
 }
 
 /// The inner value of every generated [`Client`]: which [`Transport`] executes its requests.
@@ -74,9 +116,14 @@ impl ClientHooks<Hooks> for Client {
         request: reqwest::Request,
         info: &OperationInfo,
     ) -> reqwest::Result<reqwest::Response> {
-        match &self.inner().transport {
-            Some(transport) => transport.execute(self, request, info).await,
-            None => self.client().execute(request).await,
+        let Some(transport) = &self.inner().transport else {
+            return self.client().execute(request).await;
+        };
+        let mut request = request;
+        if !transport.prepare(&mut request, info) {
+            return transport.execute(self, request, info).await;
         }
+        let outcome = self.client().execute(request).await;
+        transport.finish(outcome, info).outcome().await
     }
 }

@@ -30,6 +30,6 @@ mod path;
 mod timestamp;
 
 pub use generated::*;
-pub use hooks::{Hooks, Transport, TransportFuture};
+pub use hooks::{Finish, Hooks, Transport, TransportFuture};
 pub use progenitor_client::OperationInfo;
 pub use timestamp::{Timestamp, TimestampError};

@@ -92,9 +92,14 @@ impl TokenCache {
         token.refresh_at.is_none_or(|at| Instant::now() < at)
     }
 
+    /// The current token, unless there is none or it is due for a refresh.
+    pub fn cached(&self) -> Option<Arc<Token>> {
+        self.current().filter(|t| Self::is_fresh(t))
+    }
+
     /// A token to call with: the cached one, or a new one from an exchange.
     pub async fn token(&self, client: &leapcraft_api::Client) -> Result<Arc<Token>, Error> {
-        match self.current().filter(|t| Self::is_fresh(t)) {
+        match self.cached() {
             Some(token) => Ok(token),
             // Boxed: the exchange's future is large, and every call's future would carry it.
             None => Box::pin(self.refresh(client)).await,

@@ -89,6 +89,13 @@ impl CallRecord {
         }
     }
 
+    /// Notes that an attempt starts, sent with `token`: what the last one left is forgotten.
+    pub fn begin_attempt(&mut self, token: Option<Arc<Token>>) {
+        self.progress.attempts += 1;
+        self.status = None;
+        self.token = token;
+    }
+
     /// Notes the final response of the call. Only an error response's details are kept.
     pub fn set_response(&mut self, status: StatusCode, headers: &HeaderMap, body: &Bytes) {
         self.status = Some(status);

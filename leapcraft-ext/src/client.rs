@@ -12,6 +12,7 @@ use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::auth::TokenCache;
 use crate::call::{CallRecord, Progress};
@@ -123,65 +124,79 @@ impl Client {
     {
         use leapcraft_api::Error as G;
         let shared = &*self.shared;
-        let mut now = Instant::now();
+        let span = tracing::debug_span!(
+            "leapcraft.call",
+            operation,
+            attempts = tracing::field::Empty,
+            status = tracing::field::Empty,
+            elapsed_ms = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let mut now = started;
         let deadline = shared.timeouts.overall.map(|limit| now + limit);
         let mut record = CallRecord::new(operation, deadline, shared.tokens.api_key());
         record.caller_retries = true;
-        loop {
+        let result = loop {
             // One timer per attempt, over the request, the body and its decoding.
             let cut = earliest(shared.timeouts.attempt.map(|limit| now + limit), deadline);
             // Kept in place, not moved through layers: the generated future is large.
             let mut scoped = std::pin::pin!(record.scope(within(cut, send())));
-            let result = scoped.as_mut().await;
+            let result = scoped.as_mut().instrument(span.clone()).await;
             record = CallRecord::take(scoped);
-            let err = match result {
-                Ok(Ok(value)) => return Ok(value.into_inner()),
-                Ok(Err(err)) => err,
-                Err(elapsed) => {
-                    let outcome = Outcome::Failed {
+            let (err, outcome) = match &result {
+                Ok(Ok(_)) => break result,
+                Ok(Err(err)) => (Some(err), None),
+                Err(elapsed) => (
+                    None,
+                    Some(Outcome::Failed {
                         retryable: true,
-                        error: &elapsed,
-                    };
-                    match next_attempt(shared, &mut record.progress, deadline, outcome) {
-                        Next::Resend => {}
-                        Next::Wait(wait) => shared.sleep.sleep(wait).await,
-                        Next::Stop => {
-                            return Err(Error::Timeout {
-                                operation,
-                                attempts: record.progress.attempts.max(1),
-                            });
-                        }
-                    }
-                    now = Instant::now();
-                    continue;
-                }
+                        error: elapsed,
+                    }),
+                ),
             };
-            let outcome = match (&err, record.status) {
+            let outcome = match (outcome, err, record.status) {
+                (Some(outcome), ..) => Some(outcome),
                 _ if record.failure.is_some() => None,
-                (G::CommunicationError(e) | G::ResponseBodyError(e), _) => Some(Outcome::Failed {
-                    retryable: is_retryable_error(e),
-                    error: e,
-                }),
-                (_, Some(status)) => Some(Outcome::Status {
+                (_, Some(G::CommunicationError(e) | G::ResponseBodyError(e)), _) => {
+                    Some(Outcome::Failed {
+                        retryable: is_retryable_error(e),
+                        error: e,
+                    })
+                }
+                (_, _, Some(status)) => Some(Outcome::Status {
                     status,
                     retry_after: record.retry_after,
                     token: record.token.as_deref(),
                 }),
                 _ => None,
             };
-            let next = outcome
-                .map(|outcome| next_attempt(shared, &mut record.progress, deadline, outcome));
+            let next = outcome.map(|outcome| {
+                span.in_scope(|| next_attempt(shared, &mut record.progress, deadline, outcome))
+            });
             match next {
                 Some(Next::Resend) => {}
-                Some(Next::Wait(wait)) => shared.sleep.sleep(wait).await,
-                Some(Next::Stop) | None => {
-                    return Err(match record.failure.take() {
-                        Some(failure) => failure,
-                        None => Error::from_generated(err, &record, decode_path::<T>),
-                    });
-                }
+                Some(Next::Wait(wait)) => shared.sleep.sleep(wait).instrument(span.clone()).await,
+                Some(Next::Stop) | None => break result,
             }
             now = Instant::now();
+        };
+        if !span.is_disabled() {
+            span.record("attempts", record.progress.attempts);
+            if let Some(status) = record.status {
+                span.record("status", status.as_u16());
+            }
+            span.record("elapsed_ms", started.elapsed().as_millis() as u64);
+        }
+        match result {
+            Ok(Ok(value)) => Ok(value.into_inner()),
+            Ok(Err(err)) => Err(match record.failure.take() {
+                Some(failure) => failure,
+                None => Error::from_generated(err, &record, decode_path::<T>),
+            }),
+            Err(_) => Err(Error::Timeout {
+                operation,
+                attempts: record.progress.attempts.max(1),
+            }),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use leapcraft_api::{ClientInfo, OperationInfo, Transport};
+use leapcraft_api::{ClientInfo, Finish, OperationInfo, Transport};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, USER_AGENT};
 use reqwest::{Method, ResponseBuilderExt, StatusCode};
 use tokio::time::Instant;
@@ -104,26 +104,79 @@ fn stand_in(error: &Error) -> Buffered {
 }
 
 impl Transport for LeapcraftTransport {
+    fn prepare(&self, request: &mut reqwest::Request, info: &OperationInfo) -> bool {
+        // The fast path: a call of `Client` (which retries and times attempts itself) with a
+        // token at hand.
+        if info.operation_id == TOKEN_EXCHANGE {
+            return false;
+        }
+        CallRecord::with_current(|r| {
+            if !r.caller_retries {
+                return false;
+            }
+            let Some(token) = self.tokens.cached() else {
+                return false;
+            };
+            self.authorize(request, &token);
+            r.begin_attempt(Some(token));
+            true
+        })
+        .unwrap_or(false)
+    }
+
+    fn finish<'a>(
+        &'a self,
+        outcome: reqwest::Result<reqwest::Response>,
+        _info: &'a OperationInfo,
+    ) -> Finish<'a> {
+        let response = match outcome {
+            Ok(response) => response,
+            Err(e) => return Finish::Now(Err(e)),
+        };
+        let status = response.status();
+        CallRecord::with_current(|r| {
+            r.status = Some(status);
+            if let Some(token) = &r.token
+                && status != StatusCode::UNAUTHORIZED
+            {
+                token.proven.store(true, Ordering::Relaxed);
+            }
+        });
+        if status.is_success() {
+            // Handed over unread: the caller retries a body that cannot be read.
+            return Finish::Now(Ok(response));
+        }
+        // An error response: read it for the record (status, message, request id,
+        // Retry-After), then hand over a copy.
+        Finish::Later(Box::pin(async move {
+            let response = Buffered::read(response).await?;
+            CallRecord::with_current(|r| {
+                r.set_response(response.status, &response.headers, &response.body)
+            });
+            Ok(response.into_response())
+        }))
+    }
+
     fn execute<'a>(
         &'a self,
         client: &'a leapcraft_api::Client,
         request: reqwest::Request,
         info: &'a OperationInfo,
     ) -> leapcraft_api::TransportFuture<'a> {
+        let operation = info.operation_id;
+        if CallRecord::with_current(|r| r.caller_retries) == Some(true) {
+            // A call of `Client` without a token at hand (its span is the caller's).
+            return Box::pin(self.once(client, request, info));
+        }
         let span = tracing::debug_span!(
             "leapcraft.call",
-            operation = info.operation_id,
+            operation,
             method = %request.method(),
             attempt = tracing::field::Empty,
             status = tracing::field::Empty,
             elapsed_ms = tracing::field::Empty,
         );
-        let operation = info.operation_id;
-        if CallRecord::with_current(|r| r.caller_retries) == Some(true) {
-            Box::pin(self.once(client, request, operation).instrument(span))
-        } else {
-            Box::pin(self.run(client, request, operation).instrument(span))
-        }
+        Box::pin(self.run(client, request, operation).instrument(span))
     }
 }
 
@@ -145,6 +198,14 @@ impl LeapcraftTransport {
             .insert(USER_AGENT, self.user_agent.clone());
     }
 
+    /// The user agent and the bearer token.
+    fn authorize(&self, request: &mut reqwest::Request, token: &Token) {
+        self.add_user_agent(request);
+        request
+            .headers_mut()
+            .insert(AUTHORIZATION, token.header.clone());
+    }
+
     /// A token for the next attempt, or the stand-in response to return when none can be had
     /// (the failure is recorded for the calling method).
     async fn token_or_stand_in(
@@ -161,80 +222,22 @@ impl LeapcraftTransport {
         })
     }
 
-    /// One attempt, for a caller that retries and times attempts itself (`Client`'s methods):
-    /// nothing is cloned, and a successful body is handed over unread. What the caller needs
-    /// to decide on a retry goes to the call record.
-    async fn once(
-        &self,
-        client: &leapcraft_api::Client,
+    /// One attempt of a call of `Client` that had no token at hand: gets one (exchanging the
+    /// key, or waiting for the exchange in progress), then goes on as the fast path does.
+    async fn once<'a>(
+        &'a self,
+        client: &'a leapcraft_api::Client,
         mut request: reqwest::Request,
-        operation: &'static str,
+        info: &'a OperationInfo,
     ) -> reqwest::Result<reqwest::Response> {
-        let span = tracing::Span::current();
-        let start = Instant::now();
-        let attempts = CallRecord::with_current(|r| {
-            r.progress.attempts += 1;
-            r.status = None;
-            r.token = None;
-            r.progress.attempts
-        });
-        span.record("attempt", attempts);
-        // The caller times the attempt, body and decoding included.
-        self.add_user_agent(&mut request);
-        let is_exchange = operation == TOKEN_EXCHANGE;
-        let token = if is_exchange {
-            None
-        } else {
-            match self.token_or_stand_in(client).await {
-                Ok(token) => Some(token),
-                Err(stand_in) => return Ok(stand_in.into_response()),
-            }
+        let token = match self.token_or_stand_in(client).await {
+            Ok(token) => token,
+            Err(stand_in) => return Ok(stand_in.into_response()),
         };
-        if let Some(token) = &token {
-            request
-                .headers_mut()
-                .insert(AUTHORIZATION, token.header.clone());
-        }
+        self.authorize(&mut request, &token);
+        CallRecord::with_current(|r| r.begin_attempt(Some(token)));
         let outcome = client.client().execute(request).await;
-        let result = match outcome {
-            Ok(response) if response.status().is_success() => {
-                let status = response.status();
-                span.record("status", status.as_u16());
-                if let Some(token) = &token {
-                    token.proven.store(true, Ordering::Relaxed);
-                }
-                // The token stays with the record: a body that fails to decode is quoted in
-                // the error, with the token redacted (a server may echo it).
-                CallRecord::with_current(|r| {
-                    r.status = Some(status);
-                    r.token = token;
-                });
-                Ok(response)
-            }
-            Ok(response) => {
-                let status = response.status();
-                span.record("status", status.as_u16());
-                if let Some(token) = &token
-                    && status != StatusCode::UNAUTHORIZED
-                {
-                    token.proven.store(true, Ordering::Relaxed);
-                }
-                // Boxed: reading a body takes a large future, and most calls never do it here.
-                match Box::pin(Buffered::read(response)).await {
-                    Ok(response) => {
-                        CallRecord::with_current(|r| {
-                            r.token = token;
-                            r.set_response(response.status, &response.headers, &response.body)
-                        });
-                        Ok(response.into_response())
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-            Err(e) => Err(e),
-        };
-        span.record("elapsed_ms", start.elapsed().as_millis() as u64);
-        result
+        self.finish(outcome, info).outcome().await
     }
 
     /// Every attempt of a call, for callers of the generated client that do not retry
