@@ -19,11 +19,12 @@ use crate::auth::Token;
 use crate::error::{Error, snippet};
 
 tokio::task_local! {
-    static RECORD: RefCell<CallRecord>;
+    // Boxed: tokio swaps a task-local's value in and out on every poll.
+    static RECORD: RefCell<Box<CallRecord>>;
 }
 
 /// A future run with a call record as the current call's.
-pub(crate) type Scoped<F> = tokio::task::futures::TaskLocalFuture<RefCell<CallRecord>, F>;
+pub(crate) type Scoped<F> = tokio::task::futures::TaskLocalFuture<RefCell<Box<CallRecord>>, F>;
 
 /// Response headers that carry a request id, in order of preference.
 const REQUEST_ID_HEADERS: [&str; 5] = [
@@ -142,20 +143,20 @@ impl CallRecord {
     /// Runs `fut` with this record as the current call's; returns its output and the record
     /// as the transport left it.
     pub async fn run<F: Future>(self, fut: F) -> (F::Output, CallRecord) {
-        let mut scoped = std::pin::pin!(self.scope(fut));
+        let mut scoped = std::pin::pin!(Box::new(self).scope(fut));
         let output = scoped.as_mut().await;
-        (output, CallRecord::take(scoped))
+        (output, *CallRecord::take(scoped))
     }
 
     /// `fut` with this record as the current call's: [`run`](Self::run) in two steps, for a
     /// caller that keeps the future in place (it is large) and then [`take`](Self::take)s the
     /// record back.
-    pub fn scope<F: Future>(self, fut: F) -> Scoped<F> {
+    pub fn scope<F: Future>(self: Box<Self>, fut: F) -> Scoped<F> {
         RECORD.scope(RefCell::new(self), fut)
     }
 
     /// The record of a [`scope`](Self::scope)d future that has completed.
-    pub fn take<F: Future>(scoped: std::pin::Pin<&mut Scoped<F>>) -> CallRecord {
+    pub fn take<F: Future>(scoped: std::pin::Pin<&mut Scoped<F>>) -> Box<CallRecord> {
         scoped
             .take_value()
             .map(RefCell::into_inner)

@@ -134,13 +134,19 @@ impl Client {
         let started = Instant::now();
         let mut now = started;
         let deadline = shared.timeouts.overall.map(|limit| now + limit);
-        let mut record = CallRecord::new(operation, deadline, shared.tokens.api_key());
+        let mut record = Box::new(CallRecord::new(
+            operation,
+            deadline,
+            shared.tokens.api_key(),
+        ));
         record.caller_retries = true;
         let result = loop {
             // One timer per attempt, over the request, the body and its decoding.
             let cut = earliest(shared.timeouts.attempt.map(|limit| now + limit), deadline);
-            // Kept in place, not moved through layers: the generated future is large.
-            let mut scoped = std::pin::pin!(record.scope(within(cut, send())));
+            // The generated future is large: pinned where it is made, and the layers around
+            // it (timeout, call record) hold only a reference.
+            let mut attempt = std::pin::pin!(send());
+            let mut scoped = std::pin::pin!(record.scope(within(cut, attempt.as_mut())));
             let result = scoped.as_mut().instrument(span.clone()).await;
             record = CallRecord::take(scoped);
             let (err, outcome) = match &result {
