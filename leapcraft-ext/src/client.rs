@@ -12,10 +12,11 @@ use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
+use tokio::time::error::Elapsed;
 use tracing::Instrument;
 
 use crate::auth::TokenCache;
-use crate::call::{CallRecord, Progress};
+use crate::call::CallRecord;
 use crate::error::{Error, decode_path};
 use crate::retry::{Next, Outcome, RetryPolicy, Sleep, TokioSleep, is_retryable_error};
 use crate::transport::{LeapcraftTransport, Timeouts};
@@ -122,7 +123,6 @@ impl Client {
             Output = Result<ResponseValue<T>, leapcraft_api::Error<leapcraft_api::types::Error>>,
         >,
     {
-        use leapcraft_api::Error as G;
         let shared = &*self.shared;
         let span = tracing::debug_span!(
             "leapcraft.call",
@@ -149,36 +149,25 @@ impl Client {
             let mut scoped = std::pin::pin!(record.scope(within(cut, attempt.as_mut())));
             let result = scoped.as_mut().instrument(span.clone()).await;
             record = CallRecord::take(scoped);
-            let (err, outcome) = match &result {
+            let failed = match &result {
                 Ok(Ok(_)) => break result,
-                Ok(Err(err)) => (Some(err), None),
-                Err(elapsed) => (
-                    None,
-                    Some(Outcome::Failed {
-                        retryable: true,
-                        error: elapsed,
-                    }),
-                ),
+                Ok(Err(err)) => Ok(err),
+                Err(elapsed) => Err(elapsed),
             };
-            let outcome = match (outcome, err, record.status) {
-                (Some(outcome), ..) => Some(outcome),
-                _ if record.failure.is_some() => None,
-                (_, Some(G::CommunicationError(e) | G::ResponseBodyError(e)), _) => {
-                    Some(Outcome::Failed {
-                        retryable: is_retryable_error(e),
-                        error: e,
-                    })
-                }
-                (_, _, Some(status)) => Some(Outcome::Status {
-                    status,
-                    retry_after: record.retry_after,
-                    token: record.token.as_deref(),
-                }),
-                _ => None,
-            };
-            let next = outcome.map(|outcome| {
-                span.in_scope(|| next_attempt(shared, &mut record.progress, deadline, outcome))
+            let mut progress = record.progress;
+            let next = span.in_scope(|| {
+                let outcome = attempt_outcome(failed, &record)?;
+                Some(crate::retry::next(
+                    &shared.retry,
+                    &shared.tokens,
+                    &mut progress,
+                    deadline,
+                    // Every operation `Client` wraps is a GET: idempotent.
+                    true,
+                    outcome,
+                ))
             });
+            record.progress = progress;
             match next {
                 Some(Next::Resend) => {}
                 Some(Next::Wait(wait)) => shared.sleep.sleep(wait).instrument(span.clone()).await,
@@ -207,29 +196,40 @@ impl Client {
     }
 }
 
-/// What a call of `Client` does after an attempt (see `retry::next`). Every operation
-/// `Client` wraps is a GET: idempotent.
-fn next_attempt(
-    shared: &Shared,
-    progress: &mut Progress,
-    deadline: Option<Instant>,
-    outcome: Outcome<'_>,
-) -> Next {
-    crate::retry::next(
-        &shared.retry,
-        &shared.tokens,
-        progress,
-        deadline,
-        true,
-        outcome,
-    )
+/// How a failed attempt of a `Client` call ended (the generated client's error, or the
+/// attempt's timeout), for `retry::next`; `None` when there is nothing to decide: the
+/// transport already translated the failure.
+fn attempt_outcome<'a>(
+    failed: Result<&'a leapcraft_api::Error<leapcraft_api::types::Error>, &'a Elapsed>,
+    record: &'a CallRecord,
+) -> Option<Outcome<'a>> {
+    use leapcraft_api::Error as G;
+    if record.failure.is_some() {
+        return None;
+    }
+    match (failed, record.status) {
+        (Err(elapsed), _) => Some(Outcome::Failed {
+            retryable: true,
+            error: elapsed,
+        }),
+        (Ok(G::CommunicationError(e) | G::ResponseBodyError(e)), _) => Some(Outcome::Failed {
+            retryable: is_retryable_error(e),
+            error: e,
+        }),
+        (Ok(_), Some(status)) => Some(Outcome::Status {
+            status,
+            retry_after: record.retry_after,
+            token: record.token.as_deref(),
+        }),
+        (Ok(_), None) => None,
+    }
 }
 
 /// `fut`, cut at `deadline` if there is one.
 fn within<F: Future>(
     deadline: Option<Instant>,
     fut: F,
-) -> impl Future<Output = Result<F::Output, tokio::time::error::Elapsed>> {
+) -> impl Future<Output = Result<F::Output, Elapsed>> {
     match deadline {
         Some(deadline) => Either::Left(tokio::time::timeout_at(deadline, fut)),
         None => Either::Right(fut.map(Ok)),
