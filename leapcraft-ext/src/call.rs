@@ -1,9 +1,11 @@
-//! What the transport learns about one call (attempts, final status, headers, body), handed
-//! back to the code that turns the generated client's result into ours.
+//! What the transport learns about one call (attempts, final status, headers, body, the
+//! token used), handed back to the code that decides on retries and turns the generated
+//! client's result into ours.
 //!
 //! The generated client's error type drops most of this (an HTML 503 becomes a bare JSON
-//! error without its status), so the transport writes it to a task-local record that the
-//! calling method set up around the call.
+//! error without its status), and progenitor's code stands between the calling method and
+//! the transport, so the transport writes it to a task-local record that the calling method
+//! set up around the call.
 
 use std::cell::RefCell;
 use std::sync::Arc;

@@ -1,6 +1,14 @@
 //! The transport every request of the generated client goes through: it adds the user agent
-//! and the bearer token, applies timeouts, refreshes the token on `401` (see `auth`), retries
-//! what is safe to retry, and records what it saw for error reporting.
+//! and the bearer token, and records what it saw for error reporting.
+//!
+//! A call of [`Client`](crate::Client) makes its own retries (`Client::call`, with
+//! `retry::next`) and times its attempts: for these, the transport sends each request once,
+//! as it is, and reads only error bodies. With a token at hand that takes the fast path of
+//! [`Transport::prepare`] and [`Transport::finish`], without a boxed future. Requests made
+//! through [`Client::api`](crate::Client::api) and the token exchange have nobody around them
+//! to retry: for these, the transport itself applies the attempt timeout, refreshes the token
+//! on `401` (see `auth`), and retries what is safe to retry, reading every body so that one
+//! cut short is retried too.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
