@@ -2516,7 +2516,7 @@ pub mod builder {
             let Self { client, physical_id } = self;
             let physical_id = physical_id.map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/devices/{}", client.baseurl, crate::path::encode_segment(& physical_id.to_string()),
+                "{}/devices/{}", client.baseurl, crate::path::segment(& physical_id.to_string()).map_err(Error::InvalidRequest)?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
@@ -2670,8 +2670,8 @@ pub mod builder {
             let to = to.map_err(Error::InvalidRequest)?;
             let type_ = type_.map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/telemetry/{}", client.baseurl, crate::path::encode_segment(& physical_id
-                .to_string()),
+                "{}/telemetry/{}", client.baseurl, crate::path::segment(& physical_id
+                .to_string()).map_err(Error::InvalidRequest)?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
@@ -2849,8 +2849,8 @@ pub mod builder {
             let Self { client, topology_id } = self;
             let topology_id = topology_id.map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/topologies/{}", client.baseurl, crate::path::encode_segment(& topology_id
-                .to_string()),
+                "{}/topologies/{}", client.baseurl, crate::path::segment(& topology_id
+                .to_string()).map_err(Error::InvalidRequest)?,
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map

@@ -61,6 +61,40 @@ fn regen(check: bool) -> Result<()> {
     Ok(())
 }
 
+/// Routes every path parameter of the generated code through `leapcraft-api`'s own segment
+/// encoder (`leapcraft-api/src/path.rs`), which refuses what no encoding can carry (empty,
+/// `.` and `..`: URL parsers resolve dot segments, even escaped) and encodes more than
+/// progenitor's `encode_path` (which leaves `\`, read as `/` by URL parsers, alone):
+/// `encode_path(ARGS)` becomes `crate::path::segment(ARGS).map_err(Error::InvalidRequest)?`.
+fn checked_path_segments(code: &str) -> String {
+    const CALL: &str = "encode_path(";
+    let mut out = String::with_capacity(code.len());
+    let mut rest = code;
+    while let Some(start) = rest.find(CALL) {
+        let args = &rest[start + CALL.len()..];
+        let mut depth = 1;
+        let end = args
+            .char_indices()
+            .find(|&(_, c)| {
+                depth += match c {
+                    '(' => 1,
+                    ')' => -1,
+                    _ => 0,
+                };
+                depth == 0
+            })
+            .map(|(i, _)| i)
+            .expect("generated code has balanced parentheses");
+        out.push_str(&rest[..start]);
+        out.push_str("crate::path::segment(");
+        out.push_str(&args[..end]);
+        out.push_str(").map_err(Error::InvalidRequest)?");
+        rest = &args[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Generates the client source for a spec: deterministic, formatted, with a header that names
 /// the spec's SHA-256.
 fn generate(spec_text: &str) -> Result<String> {
@@ -93,10 +127,7 @@ fn generate(spec_text: &str) -> Result<String> {
         .generate_tokens(&spec)
         .map_err(|e| anyhow::anyhow!("progenitor: {e}"))?;
     let file: syn::File = syn::parse2(tokens).context("parsing generated tokens")?;
-    // progenitor's `encode_path` leaves `\` alone, which URL parsers read as `/`: route the
-    // generated path segments through our stricter encoder (`leapcraft-api/src/path.rs`).
-    let body =
-        prettyplease::unparse(&file).replace("encode_path(&", "crate::path::encode_segment(&");
+    let body = checked_path_segments(&prettyplease::unparse(&file));
 
     let digest = Sha256::digest(spec_text.as_bytes());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
