@@ -563,6 +563,54 @@ async fn a_body_that_stalls_times_out_per_attempt_and_is_retried() {
     assert!(matches!(err, Error::Timeout { attempts: 3, .. }), "{err:?}");
 }
 
+/// A server that never completes a connection: a listener whose accept queue (backlog 0) is
+/// already full, so the kernel drops further connection attempts.
+fn unconnectable_server() -> (socket2::Socket, Vec<std::net::TcpStream>, String) {
+    use socket2::{Domain, Socket, Type};
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    listener
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    listener.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap().as_socket().unwrap();
+    // Fill the queue; the fillers' own outcome does not matter.
+    let fillers = (0..2)
+        .filter_map(|_| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()
+        })
+        .collect();
+    (listener, fillers, format!("http://{addr}/v1"))
+}
+
+#[tokio::test]
+async fn a_connection_that_cannot_be_made_times_out_at_the_connect_timeout() {
+    let (_listener, _fillers, base) = unconnectable_server();
+    let client = Client::builder()
+        .api_key(KEY)
+        .base_url(base)
+        .connect_timeout(Duration::from_millis(100))
+        // Only the connect timeout can end this call: no attempt or overall timeout.
+        .attempt_timeout(None)
+        .overall_timeout(None)
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap();
+    // A guard against a hang if the connect timeout were not applied (not a speed check).
+    let outcome = tokio::time::timeout(Duration::from_secs(20), client.device("dev-1")).await;
+    let err = outcome
+        .expect("the connect timeout ended the call")
+        .unwrap_err();
+    // The token exchange is the first request: it cannot connect, so the call fails with
+    // the exchange's timeout.
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    assert!(err.is_retryable());
+}
+
 fn client_with_attempts(base: &str, sleep: &RecordingSleep, attempts: u32) -> Client {
     client(base, sleep)
         .attempt_timeout(Duration::from_millis(50))
