@@ -143,7 +143,8 @@ pub(crate) fn next(
     idempotent: bool,
     outcome: Outcome<'_>,
 ) -> Next {
-    let retry_after = match outcome {
+    // Why a retry would be made, for the log: the status, or the failure.
+    let (retry_after, status, error) = match outcome {
         Outcome::Status {
             status: StatusCode::UNAUTHORIZED,
             token: Some(token),
@@ -179,28 +180,26 @@ pub(crate) fn next(
             if !(idempotent && is_retryable_status(status)) {
                 return Next::Stop;
             }
-            tracing::debug!(status = status.as_u16(), "retryable status");
-            retry_after
+            (retry_after, Some(status.as_u16()), None)
         }
         Outcome::Failed { retryable, error } => {
             if !(idempotent && retryable) {
                 return Next::Stop;
             }
-            tracing::debug!(error = %crate::error::error_chain(error), "retryable failure");
-            None
+            (None, None, Some(crate::error::error_chain(error)))
         }
     };
-    match next_retry(policy, &mut progress.retries, deadline, retry_after) {
-        Some(wait) => {
-            tracing::info!(
-                retry = progress.retries,
-                wait_ms = wait.as_millis() as u64,
-                "retrying"
-            );
-            Next::Wait(wait)
-        }
-        None => Next::Stop,
-    }
+    let Some(wait) = next_retry(policy, &mut progress.retries, deadline, retry_after) else {
+        return Next::Stop;
+    };
+    tracing::info!(
+        retry = progress.retries,
+        wait_ms = wait.as_millis() as u64,
+        status,
+        error,
+        "retrying"
+    );
+    Next::Wait(wait)
 }
 
 /// The wait before the next retry of a call that has made `retries` retries so far, or `None`

@@ -295,6 +295,11 @@ impl LeapcraftTransport {
             let seen = match &outcome {
                 Ok(response) => {
                     span.record("status", response.status.as_u16());
+                    if let Some(token) = &token
+                        && response.status != StatusCode::UNAUTHORIZED
+                    {
+                        token.proven.store(true, Ordering::Relaxed);
+                    }
                     Outcome::Status {
                         status: response.status,
                         retry_after: crate::retry::retry_after(&response.headers),

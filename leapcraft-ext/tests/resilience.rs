@@ -740,6 +740,39 @@ impl leapcraft_ext::Sleep for CallWhileWaiting {
 }
 
 #[tokio::test]
+async fn through_the_escape_hatch_a_token_that_worked_and_expires_is_refreshed_again() {
+    let (server, sleep) = scripted().await;
+    server.push(
+        "POST",
+        TOKEN,
+        [
+            Reply::token("tok-1"),
+            Reply::token("tok-2"),
+            Reply::token("tok-3"),
+        ],
+    );
+    // tok-1 is refused; tok-2 gets an answer (a 503: it works), then expires.
+    server.push(
+        "GET",
+        DEV,
+        [Reply::status(401), Reply::status(503), Reply::status(401)],
+    );
+    server.always("GET", DEV, Reply::json(200, DEVICE));
+    let client = client(server.base_url(), &sleep).build().unwrap();
+    let device = client
+        .api()
+        .get_device()
+        .physical_id("dev-1")
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(device.serial.as_deref(), Some("LC-2026-X88"));
+    assert_eq!(server.count(TOKEN), 3);
+    assert_eq!(server.count(DEV), 4);
+}
+
+#[tokio::test]
 async fn a_token_that_worked_and_expires_during_the_retries_is_refreshed_again() {
     let server = Script::start().await;
     server.push(
