@@ -65,6 +65,15 @@ pub enum Finish<'a> {
     Later(TransportFuture<'a>),
 }
 
+impl fmt::Debug for Finish<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Finish::Now(outcome) => f.debug_tuple("Now").field(outcome).finish(),
+            Finish::Later(_) => f.write_str("Later(..)"),
+        }
+    }
+}
+
 impl Finish<'_> {
     /// The outcome, once any work left is done.
     pub async fn outcome(self) -> reqwest::Result<reqwest::Response> {

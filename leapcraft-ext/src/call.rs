@@ -69,8 +69,8 @@ pub(crate) struct CallRecord {
     pub failure: Option<Error>,
     /// When the call must be over: attempts are cut to it, no retry starts past it.
     pub deadline: Option<Instant>,
-    /// The token the final response answered (kept for error responses only): refreshed on
-    /// a `401`, and redacted from anything quoted, like the API key.
+    /// The token the last attempt was sent with: refreshed away from on a `401`, and
+    /// redacted, like the API key, from anything an error quotes.
     pub token: Option<Arc<Token>>,
     api_key: Option<Arc<SecretString>>,
 }

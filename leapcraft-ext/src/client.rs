@@ -110,8 +110,8 @@ impl Client {
     ///
     /// `send` makes the call's request; it is called again for each retry, so the transport
     /// sends every request as it is (no copy kept for a retry) and hands a successful body
-    /// over unread. The retry decisions are the transport's own (`retry::next`), on what it
-    /// recorded of each attempt.
+    /// over unread. The retry decisions are those of the transport's own loop
+    /// (`retry::next`), made on what the transport recorded of each attempt.
     pub(crate) async fn call<T, F>(
         &self,
         operation: &'static str,

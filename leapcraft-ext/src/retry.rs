@@ -1,5 +1,6 @@
-//! When to retry, and how long to wait first: [`RetryPolicy`], `Retry-After`, and the
-//! [`Sleep`] used to wait (replaceable, so tests and simulations need not wait for real).
+//! When to retry, and how long to wait first: [`RetryPolicy`], `Retry-After`, the decision
+//! after each attempt (`next`, shared by `Client`'s calls and the transport's own loop), and
+//! the [`Sleep`] used to wait (replaceable, so tests and simulations need not wait for real).
 
 use std::fmt;
 use std::future::Future;
