@@ -487,9 +487,11 @@ struct OverheadReport {
     raw_cpu_us: u64,
     ours_wall_us: u64,
     raw_wall_us: u64,
-    /// Per-round ratios ours/raw and generated/raw.
+    untimed_cpu_us: u64,
+    /// Per-round ratios ours/raw, generated/raw, and ours with timeouts off/raw.
     ours_ratios: Vec<f64>,
     generated_ratios: Vec<f64>,
+    untimed_ratios: Vec<f64>,
 }
 
 fn median(values: &[f64]) -> f64 {
@@ -521,6 +523,7 @@ async fn overhead(s: &Sizes, exe: &std::path::Path) -> Result<Vec<Row>> {
     let per = |us: u64| us as f64 / report.calls as f64;
     let r = median(&report.ours_ratios);
     let g = median(&report.generated_ratios);
+    let u = median(&report.untimed_ratios);
     let spread = |v: &[f64]| {
         v.iter()
             .fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(*x), hi.max(*x)))
@@ -564,6 +567,14 @@ async fn overhead(s: &Sizes, exe: &std::path::Path) -> Result<Vec<Row>> {
             target: "≤ 1.10×".into(),
             met: Some(r <= 1.10),
         },
+        Row::info(
+            "3",
+            "the same with both timeouts off (no timer per call: the timeouts' share)",
+            format!(
+                "{:.1} µs CPU per call; median of rounds {u:.3}× hand-written",
+                per(report.untimed_cpu_us)
+            ),
+        ),
     ])
 }
 
@@ -620,6 +631,10 @@ async fn raw_device(
     Ok(serde_json::from_slice(&body)?)
 }
 
+/// The clients the overhead child compares: ours, the generated client alone, the hand-written
+/// loop, and ours with both timeouts off.
+const MODES: usize = 4;
+
 /// `__overhead URL KEY CALLS ROUNDS WARMUP`: the same device-detail calls through our client,
 /// through the generated client alone and through a hand-written loop, taking turns in
 /// rounds, on one single-threaded runtime; prints the CPU time of each (this process only:
@@ -662,6 +677,13 @@ fn child_overhead(args: &[String]) -> Result<()> {
             reqwest::header::AUTHORIZATION,
             format!("Bearer {}", token.token).parse()?,
         );
+        // Ours again, without the attempt and overall timeouts: what the timer costs.
+        let untimed = Client::builder()
+            .api_key(key)
+            .base_url(url)
+            .attempt_timeout(None)
+            .overall_timeout(None)
+            .build()?;
         let generated = leapcraft_api::Client::new_with_client(
             url,
             reqwest::Client::builder()
@@ -672,12 +694,15 @@ fn child_overhead(args: &[String]) -> Result<()> {
         );
         let id = |i: usize| ids[i % ids.len()].as_str();
         let call = |mode: usize, i: usize| {
-            let (client, generated, http, base, token) =
-                (&client, &generated, &http, &base, &token.token);
+            let (client, untimed, generated, http, base, token) =
+                (&client, &untimed, &generated, &http, &base, &token.token);
             async move {
                 match mode {
                     0 => {
                         std::hint::black_box(client.device(id(i)).await?);
+                    }
+                    3 => {
+                        std::hint::black_box(untimed.device(id(i)).await?);
                     }
                     1 => {
                         std::hint::black_box(
@@ -697,7 +722,7 @@ fn child_overhead(args: &[String]) -> Result<()> {
             }
         };
         for i in 0..warmup {
-            for mode in 0..3 {
+            for mode in 0..MODES {
                 call(mode, i).await?;
             }
         }
@@ -713,13 +738,15 @@ fn child_overhead(args: &[String]) -> Result<()> {
             raw_wall_us: 0,
             ours_ratios: Vec::new(),
             generated_ratios: Vec::new(),
+            untimed_ratios: Vec::new(),
+            untimed_cpu_us: 0,
         };
-        const NAMES: [&str; 3] = ["ours", "generated", "raw"];
+        const NAMES: [&str; MODES] = ["ours", "generated", "raw", "untimed"];
         for round in 0..rounds {
-            let mut spent = [(Duration::ZERO, Duration::ZERO); 3];
+            let mut spent = [(Duration::ZERO, Duration::ZERO); MODES];
             // Rotate which goes first, so drift (caches, frequency, load) hits all alike.
-            for k in 0..3 {
-                let mode = (round + k) % 3;
+            for k in 0..MODES {
+                let mode = (round + k) % MODES;
                 // For profiling one client alone: LEAPCRAFT_BENCH_ONLY=ours|generated|raw.
                 if only.as_deref().is_some_and(|o| o != NAMES[mode]) {
                     continue;
@@ -735,9 +762,11 @@ fn child_overhead(args: &[String]) -> Result<()> {
             report.generated_cpu_us += spent[1].0.as_micros() as u64;
             report.raw_cpu_us += spent[2].0.as_micros() as u64;
             report.raw_wall_us += spent[2].1.as_micros() as u64;
+            report.untimed_cpu_us += spent[3].0.as_micros() as u64;
             let raw = spent[2].0.as_secs_f64().max(1e-9);
             report.ours_ratios.push(spent[0].0.as_secs_f64() / raw);
             report.generated_ratios.push(spent[1].0.as_secs_f64() / raw);
+            report.untimed_ratios.push(spent[3].0.as_secs_f64() / raw);
         }
         Ok::<_, BoxError>(report)
     })?;
