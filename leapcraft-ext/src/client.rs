@@ -19,7 +19,7 @@ use crate::auth::TokenCache;
 use crate::call::CallRecord;
 use crate::error::{Error, decode_path};
 use crate::retry::{Next, Outcome, RetryPolicy, Sleep, TokioSleep, is_retryable_error};
-use crate::transport::{LeapcraftTransport, Timeouts};
+use crate::transport::{LeapcraftTransport, Timeouts, earliest};
 
 /// The API's production base URL.
 pub const DEFAULT_BASE_URL: &str = "https://api.leapcraft.com/v1";
@@ -47,15 +47,9 @@ pub const BASE_URL_ENV: &str = "LEAPCRAFT_BASE_URL";
 #[derive(Clone)]
 pub struct Client {
     api: leapcraft_api::Client,
-    shared: Arc<Shared>,
-}
-
-/// What clones share besides the generated client.
-struct Shared {
-    tokens: Arc<TokenCache>,
-    timeouts: Timeouts,
-    retry: RetryPolicy,
-    sleep: Arc<dyn Sleep>,
+    /// The transport the generated client's requests go through: its token cache, timeouts,
+    /// retry policy and sleep are this client's too.
+    transport: Arc<LeapcraftTransport>,
 }
 
 impl fmt::Debug for Client {
@@ -123,7 +117,7 @@ impl Client {
             Output = Result<ResponseValue<T>, leapcraft_api::Error<leapcraft_api::types::Error>>,
         >,
     {
-        let shared = &*self.shared;
+        let transport = &*self.transport;
         let span = tracing::debug_span!(
             "leapcraft.call",
             operation,
@@ -133,16 +127,19 @@ impl Client {
         );
         let started = Instant::now();
         let mut now = started;
-        let deadline = shared.timeouts.overall.map(|limit| now + limit);
+        let deadline = transport.timeouts.overall.map(|limit| now + limit);
         let mut record = Box::new(CallRecord::new(
             operation,
             deadline,
-            shared.tokens.api_key(),
+            transport.tokens.api_key(),
         ));
         record.caller_retries = true;
         let result = loop {
             // One timer per attempt, over the request, the body and its decoding.
-            let cut = earliest(shared.timeouts.attempt.map(|limit| now + limit), deadline);
+            let cut = earliest(
+                transport.timeouts.attempt.map(|limit| now + limit),
+                deadline,
+            );
             // The generated future is large: pinned where it is made, and the layers around
             // it (timeout, call record) hold only a reference.
             let mut attempt = std::pin::pin!(send());
@@ -158,8 +155,8 @@ impl Client {
             let next = span.in_scope(|| {
                 let outcome = attempt_outcome(failed, &record)?;
                 Some(crate::retry::next(
-                    &shared.retry,
-                    &shared.tokens,
+                    &transport.retry,
+                    &transport.tokens,
                     &mut progress,
                     deadline,
                     // Every operation `Client` wraps is a GET: idempotent.
@@ -170,7 +167,9 @@ impl Client {
             record.progress = progress;
             match next {
                 Some(Next::Resend) => {}
-                Some(Next::Wait(wait)) => shared.sleep.sleep(wait).instrument(span.clone()).await,
+                Some(Next::Wait(wait)) => {
+                    transport.sleep.sleep(wait).instrument(span.clone()).await
+                }
                 Some(Next::Stop) | None => break result,
             }
             now = Instant::now();
@@ -233,13 +232,6 @@ fn within<F: Future>(
     match deadline {
         Some(deadline) => Either::Left(tokio::time::timeout_at(deadline, fut)),
         None => Either::Right(fut.map(Ok)),
-    }
-}
-
-fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
     }
 }
 
@@ -436,28 +428,19 @@ impl ClientBuilder {
                 .build()
                 .map_err(|e| Error::invalid(format!("cannot build the HTTP client: {e}")))?,
         };
-        let tokens = Arc::new(TokenCache::new(api_key, self.max_token_age));
-        let transport = LeapcraftTransport {
-            tokens: tokens.clone(),
-            retry: self.retry.clone(),
+        let transport = Arc::new(LeapcraftTransport {
+            tokens: Arc::new(TokenCache::new(api_key, self.max_token_age)),
+            retry: self.retry,
             timeouts: self.timeouts,
-            sleep: self.sleep.clone(),
+            sleep: self.sleep,
             user_agent,
-        };
+        });
         let api = leapcraft_api::Client::new_with_client(
             &base_url,
             http,
-            leapcraft_api::Hooks::with_transport(Arc::new(transport)),
+            leapcraft_api::Hooks::with_transport(transport.clone()),
         );
-        Ok(Client {
-            api,
-            shared: Arc::new(Shared {
-                tokens,
-                timeouts: self.timeouts,
-                retry: self.retry,
-                sleep: self.sleep,
-            }),
-        })
+        Ok(Client { api, transport })
     }
 }
 

@@ -30,6 +30,14 @@ use crate::retry::{Next, Outcome, RetryPolicy, Sleep, is_retryable_error};
 /// `POST` (it has no side effect worth avoiding).
 pub(crate) const TOKEN_EXCHANGE: &str = "get_access_token";
 
+/// The earlier of two optional limits (deadlines, or durations from now); none if neither.
+pub(crate) fn earliest<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Timeouts of a call.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Timeouts {
@@ -189,15 +197,12 @@ impl Transport for LeapcraftTransport {
 }
 
 impl LeapcraftTransport {
-    /// Readies `request` for sending: the user agent, and the attempt's timeout (cut to the
-    /// time left before `deadline`).
-    fn prepare(&self, request: &mut reqwest::Request, deadline: Option<Instant>) {
+    /// Readies an attempt of the transport's own loop: the user agent, and the attempt's
+    /// timeout (cut to the time left before `deadline`).
+    fn prepare_attempt(&self, request: &mut reqwest::Request, deadline: Option<Instant>) {
         self.add_user_agent(request);
         let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        *request.timeout_mut() = match (self.timeouts.attempt, remaining) {
-            (Some(a), Some(r)) => Some(a.min(r)),
-            (a, r) => a.or(r),
-        };
+        *request.timeout_mut() = earliest(self.timeouts.attempt, remaining);
     }
 
     fn add_user_agent(&self, request: &mut reqwest::Request) {
@@ -273,7 +278,7 @@ impl LeapcraftTransport {
                 // A streaming body cannot be sent twice; the API's requests have none.
                 return client.client().execute(request).await;
             };
-            self.prepare(&mut attempt, deadline);
+            self.prepare_attempt(&mut attempt, deadline);
             let token = if is_exchange {
                 None
             } else {
