@@ -558,7 +558,11 @@ async fn a_body_that_stalls_times_out_per_attempt_and_is_retried() {
             claimed: 50,
         },
     );
-    let client = client_with_attempts(server.base_url(), &sleep, 3);
+    let client = support::client(server.base_url(), &sleep)
+        .attempt_timeout(Duration::from_millis(50))
+        .retry_policy(RetryPolicy::default().with_max_attempts(3))
+        .build()
+        .unwrap();
     let err = client.device("dev-1").await.unwrap_err();
     assert!(matches!(err, Error::Timeout { attempts: 3, .. }), "{err:?}");
 }
@@ -609,14 +613,6 @@ async fn a_connection_that_cannot_be_made_times_out_at_the_connect_timeout() {
     // the exchange's timeout.
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
     assert!(err.is_retryable());
-}
-
-fn client_with_attempts(base: &str, sleep: &RecordingSleep, attempts: u32) -> Client {
-    client(base, sleep)
-        .attempt_timeout(Duration::from_millis(50))
-        .retry_policy(RetryPolicy::default().with_max_attempts(attempts))
-        .build()
-        .unwrap()
 }
 
 fn err_is_retryable_timeout() -> bool {
@@ -739,9 +735,9 @@ impl leapcraft_ext::Sleep for CallWhileWaiting {
     }
 }
 
-#[tokio::test]
-async fn through_the_escape_hatch_a_token_that_worked_and_expires_is_refreshed_again() {
-    let (server, sleep) = scripted().await;
+/// Three tokens in turn; `DEV` refuses tok-1, answers tok-2 with a 503 (so tok-2 works),
+/// then refuses it (it expired), then serves the device.
+fn script_a_token_that_expires_during_retries(server: &Script) {
     server.push(
         "POST",
         TOKEN,
@@ -751,13 +747,18 @@ async fn through_the_escape_hatch_a_token_that_worked_and_expires_is_refreshed_a
             Reply::token("tok-3"),
         ],
     );
-    // tok-1 is refused; tok-2 gets an answer (a 503: it works), then expires.
     server.push(
         "GET",
         DEV,
         [Reply::status(401), Reply::status(503), Reply::status(401)],
     );
     server.always("GET", DEV, Reply::json(200, DEVICE));
+}
+
+#[tokio::test]
+async fn through_the_escape_hatch_a_token_that_worked_and_expires_is_refreshed_again() {
+    let (server, sleep) = scripted().await;
+    script_a_token_that_expires_during_retries(&server);
     let client = client(server.base_url(), &sleep).build().unwrap();
     let device = client
         .api()
@@ -775,22 +776,8 @@ async fn through_the_escape_hatch_a_token_that_worked_and_expires_is_refreshed_a
 #[tokio::test]
 async fn a_token_that_worked_and_expires_during_the_retries_is_refreshed_again() {
     let server = Script::start().await;
-    server.push(
-        "POST",
-        TOKEN,
-        [
-            Reply::token("tok-1"),
-            Reply::token("tok-2"),
-            Reply::token("tok-3"),
-        ],
-    );
-    // tok-1 is refused; tok-2 meets a 503, works for another call meanwhile, then expires.
-    server.push(
-        "GET",
-        DEV,
-        [Reply::status(401), Reply::status(503), Reply::status(401)],
-    );
-    server.always("GET", DEV, Reply::json(200, DEVICE));
+    script_a_token_that_expires_during_retries(&server);
+    // tok-2 also works for another call, made while this one waits to retry.
     server.always("GET", "/devices/dev-2", Reply::json(200, DEVICE));
     let sleep = CallWhileWaiting::default();
     let client = Client::builder()

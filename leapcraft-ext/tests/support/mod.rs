@@ -169,6 +169,7 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
                 .or_else(|| state.fallback.get(&key).cloned())
                 .unwrap_or_else(|| Reply::json(404, r#"{"message":"no such route"}"#))
         };
+        let stall = matches!(reply, Reply::Stall { .. });
         match reply {
             Reply::Http {
                 status,
@@ -190,15 +191,8 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
                 status,
                 body,
                 claimed,
-            } => {
-                let head = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {claimed}\r\n\r\n"
-                );
-                let _ = stream.write_all(head.as_bytes()).await;
-                let _ = stream.write_all(body.as_bytes()).await;
-                return;
             }
-            Reply::Stall {
+            | Reply::Stall {
                 status,
                 body,
                 claimed,
@@ -208,6 +202,9 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
                 );
                 let _ = stream.write_all(head.as_bytes()).await;
                 let _ = stream.write_all(body.as_bytes()).await;
+                if !stall {
+                    return;
+                }
                 std::future::pending::<()>().await;
             }
             Reply::Drop => return,
