@@ -120,12 +120,9 @@ fn stand_in(error: &Error) -> Buffered {
 }
 
 impl Transport for LeapcraftTransport {
-    fn prepare(&self, request: &mut reqwest::Request, info: &OperationInfo) -> bool {
+    fn prepare(&self, request: &mut reqwest::Request, _info: &OperationInfo) -> bool {
         // The fast path: a call of `Client` (which retries and times attempts itself) with a
-        // token at hand.
-        if info.operation_id == TOKEN_EXCHANGE {
-            return false;
-        }
+        // token at hand. The token exchange never is one: it runs in a record of its own.
         CallRecord::with_current(|r| {
             if !r.caller_retries {
                 return false;
