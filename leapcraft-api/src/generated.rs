@@ -2312,7 +2312,7 @@ pub mod builder {
                     types::TokenRequest::try_from(v).map_err(|e| e.to_string())
                 })
                 .map_err(Error::InvalidRequest)?;
-            let url = format!("{}/auth/client/token", client.baseurl,);
+            let url = crate::path::url(client, &format!("{}/auth/client/token", client.baseurl,)).map_err(Error::InvalidRequest)?;
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
                 .append(
@@ -2420,7 +2420,7 @@ pub mod builder {
             let Self { client, limit, page } = self;
             let limit = limit.map_err(Error::InvalidRequest)?;
             let page = page.map_err(Error::InvalidRequest)?;
-            let url = format!("{}/devices", client.baseurl,);
+            let url = crate::path::url(client, &format!("{}/devices", client.baseurl,)).map_err(Error::InvalidRequest)?;
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
                 .append(
@@ -2515,9 +2515,9 @@ pub mod builder {
         ) -> Result<ResponseValue<types::DeviceDetails>, Error<types::Error>> {
             let Self { client, physical_id } = self;
             let physical_id = physical_id.map_err(Error::InvalidRequest)?;
-            let url = format!(
+            let url = crate::path::url(client, &format!(
                 "{}/devices/{}", client.baseurl, crate::path::segment(& physical_id.to_string()).map_err(Error::InvalidRequest)?,
-            );
+            )).map_err(Error::InvalidRequest)?;
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
                 .append(
@@ -2669,10 +2669,10 @@ pub mod builder {
             let resolution = resolution.map_err(Error::InvalidRequest)?;
             let to = to.map_err(Error::InvalidRequest)?;
             let type_ = type_.map_err(Error::InvalidRequest)?;
-            let url = format!(
+            let url = crate::path::url(client, &format!(
                 "{}/telemetry/{}", client.baseurl, crate::path::segment(& physical_id
                 .to_string()).map_err(Error::InvalidRequest)?,
-            );
+            )).map_err(Error::InvalidRequest)?;
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
                 .append(
@@ -2762,7 +2762,7 @@ pub mod builder {
             Error<types::Error>,
         > {
             let Self { client } = self;
-            let url = format!("{}/topologies", client.baseurl,);
+            let url = crate::path::url(client, &format!("{}/topologies", client.baseurl,)).map_err(Error::InvalidRequest)?;
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
                 .append(
@@ -2848,10 +2848,10 @@ pub mod builder {
         ) -> Result<ResponseValue<types::TopologyDetails>, Error<types::Error>> {
             let Self { client, topology_id } = self;
             let topology_id = topology_id.map_err(Error::InvalidRequest)?;
-            let url = format!(
+            let url = crate::path::url(client, &format!(
                 "{}/topologies/{}", client.baseurl, crate::path::segment(& topology_id
                 .to_string()).map_err(Error::InvalidRequest)?,
-            );
+            )).map_err(Error::InvalidRequest)?;
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
                 .append(
@@ -2974,7 +2974,7 @@ pub mod builder {
             let limit = limit.map_err(Error::InvalidRequest)?;
             let offset = offset.map_err(Error::InvalidRequest)?;
             let physical_id = physical_id.map_err(Error::InvalidRequest)?;
-            let url = format!("{}/notifications", client.baseurl,);
+            let url = crate::path::url(client, &format!("{}/notifications", client.baseurl,)).map_err(Error::InvalidRequest)?;
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
                 .append(
@@ -3068,7 +3068,7 @@ pub mod builder {
         ) -> Result<ResponseValue<::std::vec::Vec<types::Thing>>, Error<types::Error>> {
             let Self { client, limit } = self;
             let limit = limit.map_err(Error::InvalidRequest)?;
-            let url = format!("{}/things", client.baseurl,);
+            let url = crate::path::url(client, &format!("{}/things", client.baseurl,)).map_err(Error::InvalidRequest)?;
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
                 .append(

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use progenitor_client::{ClientHooks, ClientInfo, OperationInfo};
 
 use crate::Client;
+use crate::path::ParsedBase;
 
 /// A boxed future returned by [`Transport::execute`].
 pub type TransportFuture<'a> =
@@ -100,6 +101,7 @@ impl Finish<'_> {
 #[derive(Clone, Default)]
 pub struct Hooks {
     transport: Option<Arc<dyn Transport>>,
+    base: ParsedBase,
 }
 
 impl Hooks {
@@ -107,7 +109,13 @@ impl Hooks {
     pub fn with_transport(transport: Arc<dyn Transport>) -> Self {
         Self {
             transport: Some(transport),
+            base: ParsedBase::default(),
         }
+    }
+
+    /// The client's base URL, parsed once.
+    pub(crate) fn parsed_base(&self) -> &ParsedBase {
+        &self.base
     }
 }
 

@@ -61,17 +61,12 @@ fn regen(check: bool) -> Result<()> {
     Ok(())
 }
 
-/// Routes every path parameter of the generated code through `leapcraft-api`'s own segment
-/// encoder (`leapcraft-api/src/path.rs`), which refuses what no encoding can carry (empty,
-/// `.` and `..`: URL parsers resolve dot segments, even escaped) and encodes more than
-/// progenitor's `encode_path` (which leaves `\`, read as `/` by URL parsers, alone):
-/// `encode_path(ARGS)` becomes `crate::path::segment(ARGS).map_err(Error::InvalidRequest)?`.
-fn checked_path_segments(code: &str) -> String {
-    const CALL: &str = "encode_path(";
+/// Rewrites every call `CALL(ARGS)` in `code` as `wrap(ARGS)`.
+fn rewrite_calls(code: &str, call: &str, wrap: impl Fn(&str) -> String) -> String {
     let mut out = String::with_capacity(code.len());
     let mut rest = code;
-    while let Some(start) = rest.find(CALL) {
-        let args = &rest[start + CALL.len()..];
+    while let Some(start) = rest.find(call) {
+        let args = &rest[start + call.len()..];
         let mut depth = 1;
         let end = args
             .char_indices()
@@ -86,13 +81,34 @@ fn checked_path_segments(code: &str) -> String {
             .map(|(i, _)| i)
             .expect("generated code has balanced parentheses");
         out.push_str(&rest[..start]);
-        out.push_str("crate::path::segment(");
-        out.push_str(&args[..end]);
-        out.push_str(").map_err(Error::InvalidRequest)?");
+        out.push_str(&wrap(&args[..end]));
         rest = &args[end + 1..];
     }
     out.push_str(rest);
     out
+}
+
+/// Routes every path parameter of the generated code through `leapcraft-api`'s own segment
+/// encoder (`leapcraft-api/src/path.rs`), which refuses what no encoding can carry (empty,
+/// `.` and `..`: URL parsers resolve dot segments, even escaped) and encodes more than
+/// progenitor's `encode_path` (which leaves `\`, read as `/` by URL parsers, alone):
+/// `encode_path(ARGS)` becomes `crate::path::segment(ARGS).map_err(Error::InvalidRequest)?`.
+fn checked_path_segments(code: &str) -> String {
+    rewrite_calls(code, "encode_path(", |args| {
+        format!("crate::path::segment({args}).map_err(Error::InvalidRequest)?")
+    })
+}
+
+/// Builds every request URL from the client's base URL parsed once (`crate::path::url`)
+/// instead of having reqwest parse the whole URL string each time (the host's IDNA
+/// processing makes that most of a request's URL cost): `let url = format!(ARGS)` becomes
+/// `let url = crate::path::url(client, &format!(ARGS)).map_err(Error::InvalidRequest)?`.
+fn parsed_urls(code: &str) -> String {
+    rewrite_calls(code, "let url = format!(", |args| {
+        format!(
+            "let url = crate::path::url(client, &format!({args})).map_err(Error::InvalidRequest)?"
+        )
+    })
 }
 
 /// Generates the client source for a spec: deterministic, formatted, with a header that names
@@ -127,7 +143,14 @@ fn generate(spec_text: &str) -> Result<String> {
         .generate_tokens(&spec)
         .map_err(|e| anyhow::anyhow!("progenitor: {e}"))?;
     let file: syn::File = syn::parse2(tokens).context("parsing generated tokens")?;
-    let body = checked_path_segments(&prettyplease::unparse(&file));
+    let code = prettyplease::unparse(&file);
+    // The rewrites below match progenitor's output as it is: fail loudly when it changes.
+    for expected in ["encode_path(", "let url = format!("] {
+        if !code.contains(expected) {
+            bail!("progenitor's output has no `{expected}` any more: update the xtask's rewrites");
+        }
+    }
+    let body = parsed_urls(&checked_path_segments(&code));
 
     let digest = Sha256::digest(spec_text.as_bytes());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
