@@ -27,6 +27,7 @@
 mod generated;
 mod hooks;
 mod path;
+mod response;
 mod timestamp;
 
 pub use generated::*;

@@ -127,8 +127,11 @@ async fn get_device_puts_the_mac_in_the_path() {
             when.method(GET)
                 .path("/devices/D2:C1:AA:FF:3E:09")
                 .query_param_count(".*", ".*", 0)
-                .header("authorization", BEARER);
+                .header("authorization", BEARER)
+                .header("accept", "application/json")
+                .header("api-version", "1.0.0");
             then.status(200)
+                .header("x-request-id", "req-42")
                 .json_body(response_example("get_device", "200"));
         })
         .await;
@@ -140,7 +143,11 @@ async fn get_device_puts_the_mac_in_the_path() {
         .await;
     mock.assert_async().await;
 
-    let device = result.expect("the docs' sample decodes").into_inner();
+    let response = result.expect("the docs' sample decodes");
+    // The response's status and headers come with the decoded body.
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-request-id"], "req-42");
+    let device = response.into_inner();
     assert_eq!(device.serial.as_deref(), Some("LC-2026-X88"));
     assert!(device.meta.as_ref().expect("meta is present").is_empty());
     assert_eq!(device.physical_id, None);

@@ -111,6 +111,37 @@ fn parsed_urls(code: &str) -> String {
     })
 }
 
+/// Decodes responses with `leapcraft-api`'s own `response::from_response`, which moves the
+/// headers into the `ResponseValue` where progenitor's copies them:
+/// `ResponseValue::from_response(` becomes `crate::response::from_response(`.
+fn headers_moved(code: &str) -> String {
+    code.replace(
+        "ResponseValue::from_response(",
+        "crate::response::from_response(",
+    )
+}
+
+/// Makes header names and values given as string literals constants, checked when compiling
+/// instead of on every request: `HeaderValue::from_static("...")` becomes
+/// `const { HeaderValue::from_static("...") }` (the same for `HeaderName`).
+fn const_headers(code: &str) -> String {
+    let mut code = code.to_owned();
+    for call in [
+        "::reqwest::header::HeaderValue::from_static(",
+        "::reqwest::header::HeaderName::from_static(",
+    ] {
+        code = rewrite_calls(&code, call, |args| {
+            let literal = args.trim();
+            if literal.starts_with('"') && literal.ends_with('"') {
+                format!("const {{ {call}{literal}) }}")
+            } else {
+                format!("{call}{args})")
+            }
+        });
+    }
+    code
+}
+
 /// Generates the client source for a spec: deterministic, formatted, with a header that names
 /// the spec's SHA-256.
 fn generate(spec_text: &str) -> Result<String> {
@@ -145,12 +176,17 @@ fn generate(spec_text: &str) -> Result<String> {
     let file: syn::File = syn::parse2(tokens).context("parsing generated tokens")?;
     let code = prettyplease::unparse(&file);
     // The rewrites below match progenitor's output as it is: fail loudly when it changes.
-    for expected in ["encode_path(", "let url = format!("] {
+    for expected in [
+        "encode_path(",
+        "let url = format!(",
+        "ResponseValue::from_response(",
+        "HeaderValue::from_static(\"",
+    ] {
         if !code.contains(expected) {
             bail!("progenitor's output has no `{expected}` any more: update the xtask's rewrites");
         }
     }
-    let body = parsed_urls(&checked_path_segments(&code));
+    let body = const_headers(&headers_moved(&parsed_urls(&checked_path_segments(&code))));
 
     let digest = Sha256::digest(spec_text.as_bytes());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
