@@ -425,6 +425,10 @@ impl ClientBuilder {
             Some(http) => http,
             None => reqwest::Client::builder()
                 .connect_timeout(self.connect_timeout)
+                // The retries are this client's own. reqwest's layer would copy every request
+                // in case it must resend it after an HTTP/2 refusal, which an HTTP/1.1 client
+                // never gets.
+                .retry(reqwest::retry::never().max_retries_per_request(0))
                 .build()
                 .map_err(|e| Error::invalid(format!("cannot build the HTTP client: {e}")))?,
         };
