@@ -129,7 +129,7 @@ mod tests {
     use crate::{Client, Hooks};
 
     /// Base URLs of every shape: usual ones (parsed once), and ones that parse to something
-    /// else than their text, or cannot be a base (parsed each time).
+    /// else than their text, are not http(s), or are no URL at all (parsed each time).
     const BASES: &[&str] = &[
         "http://127.0.0.1:8080/v1",
         "https://api.leapcraft.com/v1",
