@@ -141,6 +141,9 @@ impl ClientHooks<Hooks> for Client {
             return transport.execute(self, request, info).await;
         }
         let outcome = self.client().execute(request).await;
-        transport.finish(outcome, info).outcome().await
+        match transport.finish(outcome, info) {
+            Finish::Now(outcome) => outcome,
+            Finish::Later(rest) => rest.await,
+        }
     }
 }
