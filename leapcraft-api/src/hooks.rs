@@ -109,7 +109,7 @@ impl Hooks {
     pub fn with_transport(transport: Arc<dyn Transport>) -> Self {
         Self {
             transport: Some(transport),
-            base: ParsedBase::default(),
+            ..Self::default()
         }
     }
 
