@@ -65,7 +65,7 @@ pub use ids::{GatewayId, PhysicalId};
 pub use kinds::{DeviceKind, NotificationCategory};
 pub use leapcraft_api::Timestamp;
 pub use notifications::{DEFAULT_NOTIFICATION_PAGE_SIZE, MAX_NOTIFICATION_PAGE_SIZE, Notification};
-pub use paging::Pager;
+pub use paging::{MAX_PREFETCH, Pager};
 pub use telemetry::{Reading, Resolution, TelemetryQuery};
 pub use things::DEFAULT_THINGS_LIMIT;
 pub use topologies::{Topology, TopologyDetails, TopologyDevice, TopologyMember};

@@ -158,18 +158,18 @@ impl FailureKind {
 /// Whether a connection failed in TLS: TLS stacks report handshake and certificate failures
 /// as I/O errors of kind `InvalidData` (rustls), or name them.
 fn is_tls(e: &reqwest::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<std::io::Error>()
-            && io.kind() == std::io::ErrorKind::InvalidData
-        {
-            return true;
-        }
-        let text = s.to_string().to_ascii_lowercase();
+    let mut layer: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(error) = layer {
+        let text = error.to_string().to_ascii_lowercase();
         if text.contains("certificate") || text.contains("handshake") {
             return true;
         }
-        source = s.source();
+        layer = match error.downcast_ref::<std::io::Error>() {
+            Some(io) if io.kind() == std::io::ErrorKind::InvalidData => return true,
+            // An I/O error's `source` skips the error it wraps: look at that one.
+            Some(io) => io.get_ref().map(|inner| inner as _),
+            None => error.source(),
+        };
     }
     false
 }
