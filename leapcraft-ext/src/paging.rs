@@ -268,7 +268,7 @@ impl<T: Send + 'static> Pager<T> {
             limit,
             skip: self.skip,
             single_request: self.scheme == Scheme::FirstOnly || limit == -1,
-            window: 1 + self.prefetch,
+            window: self.prefetch.saturating_add(1),
             remaining: self.max_items,
             next_index: 0,
             in_flight: FuturesOrdered::new(),
