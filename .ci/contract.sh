@@ -15,8 +15,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PRISM_CLI_VERSION=5.14.2
 
 # The invocations, one per line: the arguments after `leapcraft` (the base URL and the key are
-# added). `@DEVICE` and `@GATEWAY` stand for a device and a topology the fake serves; `@OUT`
-# for a scratch directory. A line may start with an expectation:
+# added). `@DEVICE` stands for a device the fake serves (one with colons in its id); a line with
+# `@GATEWAY` runs once for each topology the fake serves (their timestamps come in different
+# shapes); `@OUT` stands for a scratch directory. A line may start with an expectation:
 #   =N  the command exits with code N (an error the API answers, checked against the spec too);
 #   ~S  the command runs until stopped: it gets Ctrl-C after S seconds and must exit 0.
 # Every subcommand of `leapcraft --help` must appear in at least one line.
@@ -128,9 +129,9 @@ device="$(leapcraft --format json devices --all | python3 -c '
 import json, sys
 ids = [d["physical_id"] for d in json.load(sys.stdin)]
 print(next((i for i in ids if ":" in i), ids[0]))')"
-gateway="$(leapcraft --format json topologies | python3 -c '
+gateways="$(leapcraft --format json topologies | python3 -c '
 import json, sys
-print(json.load(sys.stdin)[0]["gateway_id"])')"
+print(" ".join(t["gateway_id"] for t in json.load(sys.stdin)))')"
 
 subcommands="$("$bin/leapcraft" --help | sed -n '/^Commands:/,/^$/p' | awk 'NR > 1 && $1 != "help" {print $1}')"
 for subcommand in $subcommands; do
@@ -142,22 +143,18 @@ done
 
 failures=0
 count=0
-while IFS= read -r line; do
-    [ -z "$line" ] && continue
-    expect=0 run_for=""
-    case "$line" in
-    =*) expect="${line%% *}" expect="${expect#=}" line="${line#* }" ;;
-    ~*) run_for="${line%% *}" run_for="${run_for#\~}" line="${line#* }" ;;
-    esac
+# Runs one invocation: expected exit code, seconds to run for (empty: until it ends), the line
+# with `@GATEWAY` as `$4`.
+run() {
+    local expect=$1 run_for=$2 line=$3 gateway=$4 word status=0
+    local -a words args=()
     eval "words=($line)"
-    args=()
     for word in "${words[@]}"; do
         word="${word//@DEVICE/$device}"
         word="${word//@GATEWAY/$gateway}"
         args+=("${word//@OUT/$scratch}")
     done
     count=$((count + 1))
-    status=0
     if [ -n "$run_for" ]; then
         timeout --preserve-status -s INT "$run_for" "$bin/leapcraft" "${args[@]}" \
             >"$scratch/out" 2>&1 || status=$?
@@ -172,6 +169,21 @@ while IFS= read -r line; do
     else
         echo "ok: leapcraft ${args[*]}"
     fi
+}
+while IFS= read -r line; do
+    [ -z "$line" ] && continue
+    expect=0 run_for=""
+    case "$line" in
+    =*) expect="${line%% *}" expect="${expect#=}" line="${line#* }" ;;
+    ~*) run_for="${line%% *}" run_for="${run_for#\~}" line="${line#* }" ;;
+    esac
+    if [[ "$line" == *@GATEWAY* ]]; then
+        for gateway in $gateways; do
+            run "$expect" "$run_for" "$line" "$gateway"
+        done
+    else
+        run "$expect" "$run_for" "$line" ""
+    fi
 done <<<"$INVOCATIONS"
 
 # Every violation Prism saw, whatever the CLI made of it (a retried or followed call).
@@ -179,7 +191,10 @@ violations="$(grep -cE '✖|⚠|VIOLATIONS|UNPROCESSABLE' "$scratch/prism.log" |
 requests="$(grep -c 'Request received' "$scratch/prism.log" || true)"
 if [ "$violations" -ne 0 ]; then
     echo "contract: Prism reported $violations violation(s):" >&2
-    grep -E '✖|⚠|VIOLATIONS|UNPROCESSABLE|"validation"' "$scratch/prism.log" >&2
+    grep -E '✖|⚠|VIOLATIONS|UNPROCESSABLE' "$scratch/prism.log" >&2
+    echo "contract: with --errors, Prism names each violation in the body of the error it" \
+        "answers (its \"validation\" list), not in its log: replay the request with curl" \
+        "through the proxy (\`bash -x .ci/contract.sh\` shows the ports) to read it" >&2
 fi
 echo "contract: $count invocations, $requests requests through Prism, $failures failed, $violations violation(s)"
 [ "$failures" -eq 0 ] && [ "$violations" -eq 0 ]
