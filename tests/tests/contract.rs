@@ -335,7 +335,7 @@ fn validate(spec: &Value, schema: &Value, value: &Value) -> Result<(), String> {
 /// Every example of the spec and the schema that types it, named by where it is: the
 /// `example`s (and `examples`) of media types and parameters, checked against the `schema`
 /// beside them, and the `example`s of schemas, checked against the schema they sit in.
-fn spec_examples<'a>(spec: &'a Value) -> Vec<(String, &'a Value, Value)> {
+fn spec_examples(spec: &Value) -> Vec<(String, &Value, Value)> {
     fn walk<'a>(
         spec: &'a Value,
         node: &'a Value,
@@ -472,7 +472,7 @@ fn docs_json_samples(page: &str) -> Vec<Value> {
         let mut end = rest.len();
         while let Some((i, c)) = chars.next() {
             if in_string {
-                in_string = !(c == '"' && !escaped);
+                in_string = c != '"' || escaped;
                 escaped = c == '\\' && !escaped;
             } else if c == '-' && chars.peek().map(|&(_, next)| next) == Some(' ') {
                 continue;
