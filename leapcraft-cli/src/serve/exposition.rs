@@ -1,0 +1,375 @@
+//! `/metrics`: the metrics, their names and units, rendered from the [`Store`] at scrape time
+//! in the Prometheus text format or OpenMetrics, with stale readings left out.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use leapcraft_ext::Client;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
+
+use super::store::{DeviceEntry, ReadingEntry, State, Store};
+
+/// The exposition formats `/metrics` speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// The Prometheus text format, version 0.0.4: the default.
+    Prometheus,
+    /// OpenMetrics 1.0, when the scraper asks for it.
+    OpenMetrics,
+}
+
+impl Format {
+    /// The format a request's `Accept` header asks for: OpenMetrics when it lists
+    /// `application/openmetrics-text` (with a non-zero quality), else the Prometheus text.
+    pub fn from_accept(accept: Option<&str>) -> Self {
+        let wants_openmetrics = accept.is_some_and(|accept| {
+            accept.split(',').any(|range| {
+                let mut parts = range.split(';').map(str::trim);
+                let media = parts.next().unwrap_or_default();
+                media.eq_ignore_ascii_case("application/openmetrics-text")
+                    && !parts.any(|p| {
+                        p.strip_prefix("q=")
+                            .and_then(|q| q.parse::<f64>().ok())
+                            .is_some_and(|q| q <= 0.0)
+                    })
+            })
+        });
+        if wants_openmetrics {
+            Self::OpenMetrics
+        } else {
+            Self::Prometheus
+        }
+    }
+
+    /// The `Content-Type` of a response in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Prometheus => prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+            Self::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+}
+
+/// What the SDK's client counted. Stands in for `leapcraft_ext::ClientStats` until the SDK
+/// has it: [`client_stats`] is the one place that reads them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClientStats {
+    /// Requests by operation id and status (0: no response).
+    pub requests: BTreeMap<(&'static str, u16), u64>,
+    /// Retries.
+    pub retries: u64,
+    /// Token exchanges.
+    pub token_exchanges: u64,
+    /// The request rate the client allows now, per second.
+    pub request_rate: Option<f64>,
+}
+
+/// What `client` counted so far.
+pub fn client_stats(_client: &Client) -> ClientStats {
+    ClientStats::default()
+}
+
+/// A known quantity of readings: its gauge's name and unit, and where its value is.
+struct Quantity {
+    name: &'static str,
+    unit: &'static str,
+    help: &'static str,
+    value: fn(&ReadingEntry) -> Option<f64>,
+}
+
+/// The quantities the SDK knows, one gauge each, named `<name>_<unit>`.
+const QUANTITIES: [Quantity; 4] = [
+    Quantity {
+        name: "leapcraft_temperature",
+        unit: "celsius",
+        help: "Temperature of the latest reading.",
+        value: |r| r.temperature,
+    },
+    Quantity {
+        name: "leapcraft_humidity",
+        unit: "percent",
+        help: "Relative humidity of the latest reading.",
+        value: |r| r.humidity,
+    },
+    Quantity {
+        name: "leapcraft_co2",
+        unit: "ppm",
+        help: "CO2 concentration of the latest reading.",
+        value: |r| r.co2,
+    },
+    // In base units, as Prometheus's conventions ask: the API's µg/m³ divided by 10⁶.
+    Quantity {
+        name: "leapcraft_pm2_5",
+        unit: "grams_per_cubic_meter",
+        help: "Particulate matter up to 2.5 micrometres of the latest reading.",
+        value: |r| r.pm2_5.map(|ug| ug / 1e6),
+    },
+];
+
+/// Renders the metrics of `store` at `now`, with the client's counters. Readings recorded
+/// more than `stale_after` before `now` are left out.
+pub fn render(
+    store: &Arc<Store>,
+    stats: ClientStats,
+    stale_after: Duration,
+    format: Format,
+    now: SystemTime,
+) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Scrape {
+        store: store.clone(),
+        stats,
+        stale_after,
+        now,
+    }));
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = match format {
+        Format::Prometheus => {
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)
+        }
+        Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, &registry),
+    };
+    out
+}
+
+/// One scrape: encodes the store as it is, under its read lock.
+#[derive(Debug)]
+struct Scrape {
+    store: Arc<Store>,
+    stats: ClientStats,
+    stale_after: Duration,
+    now: SystemTime,
+}
+
+fn seconds(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn descriptor<'a>(
+    encoder: &'a mut DescriptorEncoder,
+    name: &'a str,
+    help: &str,
+    unit: Option<&'a Unit>,
+    kind: MetricType,
+) -> Result<MetricEncoder<'a>, std::fmt::Error> {
+    encoder.encode_descriptor(name, help, unit, kind)
+}
+
+fn gauge(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    value: f64,
+) -> std::fmt::Result {
+    descriptor(encoder, name, help, unit, MetricType::Gauge)?.encode_gauge(&value)
+}
+
+fn counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> std::fmt::Result {
+    descriptor(encoder, name, help, None, MetricType::Counter)?
+        .encode_counter::<NoLabelSet, _, u64>(&value, None)
+}
+
+impl Scrape {
+    /// The devices whose latest reading is fresh: recorded no more than `stale_after` ago,
+    /// by the reading's own time. A sensor gone quiet, or an API out of reach, leaves
+    /// nothing that looks current.
+    fn fresh<'s>(
+        &self,
+        state: &'s State,
+    ) -> impl Iterator<Item = (&'s DeviceEntry, &'s ReadingEntry)> + Clone {
+        let (now, stale_after) = (self.now, self.stale_after);
+        state.devices.values().filter_map(move |device| {
+            let reading = device.reading.as_ref()?;
+            let age = now.duration_since(reading.recorded_at).unwrap_or_default();
+            (age <= stale_after).then_some((device, reading))
+        })
+    }
+
+    fn readings(&self, state: &State, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
+        let fresh = self.fresh(state);
+        for q in &QUANTITIES {
+            if !fresh.clone().any(|(_, r)| (q.value)(r).is_some()) {
+                continue;
+            }
+            let unit = Unit::Other(q.unit.to_owned());
+            let mut metric = descriptor(encoder, q.name, q.help, Some(&unit), MetricType::Gauge)?;
+            for (device, reading) in fresh.clone() {
+                if let Some(v) = (q.value)(reading) {
+                    metric
+                        .encode_family(&[("physical_id", device.physical_id.as_str())])?
+                        .encode_gauge(&v)?;
+                }
+            }
+        }
+        if fresh.clone().any(|(_, r)| !r.other.is_empty()) {
+            let mut metric = descriptor(
+                encoder,
+                "leapcraft_reading",
+                "A numeric metric of the latest reading that this version does not know, by key.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (device, reading) in fresh.clone() {
+                for (key, v) in &reading.other {
+                    metric
+                        .encode_family(&[
+                            ("physical_id", device.physical_id.as_str()),
+                            ("metric", key.as_str()),
+                        ])?
+                        .encode_gauge(v)?;
+                }
+            }
+        }
+        if fresh.clone().next().is_some() {
+            let mut metric = descriptor(
+                encoder,
+                "leapcraft_reading_timestamp",
+                "When the sensor recorded the latest reading.",
+                Some(&Unit::Seconds),
+                MetricType::Gauge,
+            )?;
+            for (device, reading) in fresh {
+                metric
+                    .encode_family(&[("physical_id", device.physical_id.as_str())])?
+                    .encode_gauge(&seconds(reading.recorded_at))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn account(&self, state: &State, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
+        if !state.devices.is_empty() {
+            let mut metric = descriptor(
+                encoder,
+                "leapcraft_device",
+                "The devices of the account.",
+                None,
+                MetricType::Info,
+            )?;
+            for d in state.devices.values() {
+                metric.encode_info(&[
+                    ("physical_id", d.physical_id.as_str()),
+                    ("name", d.name.as_str()),
+                    ("type", d.kind.as_str()),
+                    ("serial", d.serial.as_str()),
+                    ("topology_id", d.topology_id.as_str()),
+                ])?;
+            }
+        }
+        if !state.notifications.is_empty() {
+            let mut metric = descriptor(
+                encoder,
+                "leapcraft_notifications",
+                "Notifications of the account, by category.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (category, n) in &state.notifications {
+                metric
+                    .encode_family(&[("category", category.as_str())])?
+                    .encode_gauge(n)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn health(&self, state: &State, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
+        let health = &state.health;
+        let up = self.store.is_healthy(health, Instant::now());
+        gauge(
+            encoder,
+            "leapcraft_up",
+            "1 while the last successful poll ended less than three intervals ago, else 0.",
+            None,
+            if up { 1.0 } else { 0.0 },
+        )?;
+        if let Some(at) = health.last_success_at {
+            gauge(
+                encoder,
+                "leapcraft_last_successful_poll_timestamp",
+                "When the last successful poll ended.",
+                Some(&Unit::Seconds),
+                seconds(at),
+            )?;
+        }
+        if let Some(d) = health.last_duration {
+            gauge(
+                encoder,
+                "leapcraft_poll_duration",
+                "How long the last poll took, successful or not.",
+                Some(&Unit::Seconds),
+                d.as_secs_f64(),
+            )?;
+        }
+        gauge(
+            encoder,
+            "leapcraft_poll_failed_devices",
+            "Devices whose latest reading could not be read in the last poll.",
+            None,
+            health.last_failed_devices as f64,
+        )?;
+        Ok(())
+    }
+
+    fn client(&self, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
+        let stats = &self.stats;
+        if !stats.requests.is_empty() {
+            let mut metric = descriptor(
+                encoder,
+                "leapcraft_api_requests",
+                "API requests, by operation and status (0: no response).",
+                None,
+                MetricType::Counter,
+            )?;
+            for ((operation, status), n) in &stats.requests {
+                metric
+                    .encode_family(&[("operation", *operation), ("status", &status.to_string())])?
+                    .encode_counter::<NoLabelSet, _, u64>(n, None)?;
+            }
+        }
+        counter(
+            encoder,
+            "leapcraft_api_retries",
+            "API requests that were retries of an earlier attempt.",
+            stats.retries,
+        )?;
+        counter(
+            encoder,
+            "leapcraft_token_exchanges",
+            "Exchanges of the API key for a bearer token.",
+            stats.token_exchanges,
+        )?;
+        if let Some(rate) = stats.request_rate {
+            gauge(
+                encoder,
+                "leapcraft_api_allowed_request_rate",
+                "The request rate the client allows now, in requests per second.",
+                None,
+                rate,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let state = self.store.read();
+        self.readings(&state, &mut encoder)?;
+        self.account(&state, &mut encoder)?;
+        self.health(&state, &mut encoder)?;
+        self.client(&mut encoder)
+    }
+}
