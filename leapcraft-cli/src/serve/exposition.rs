@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use leapcraft_ext::Client;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
@@ -166,7 +166,7 @@ fn gauge(
     name: &str,
     help: &str,
     unit: Option<&Unit>,
-    value: f64,
+    value: impl EncodeGaugeValue,
 ) -> std::fmt::Result {
     descriptor(encoder, name, help, unit, MetricType::Gauge)?.encode_gauge(&value)
 }
@@ -293,7 +293,7 @@ impl Scrape {
             "leapcraft_up",
             "1 while the last successful poll ended less than three intervals ago, else 0.",
             None,
-            if up { 1.0 } else { 0.0 },
+            i64::from(up),
         )?;
         if let Some(at) = health.last_success_at {
             gauge(
@@ -318,7 +318,7 @@ impl Scrape {
             "leapcraft_poll_failed_devices",
             "Devices whose latest reading could not be read in the last poll.",
             None,
-            health.last_failed_devices as f64,
+            health.last_failed_devices,
         )?;
         Ok(())
     }
@@ -371,5 +371,196 @@ impl Collector for Scrape {
         self.account(&state, &mut encoder)?;
         self.health(&state, &mut encoder)?;
         self.client(&mut encoder)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serve::store::PollOutcome;
+    use leapcraft_ext::{Device, Notification, Reading};
+    use serde_json::json;
+
+    const NOW: &str = "2026-12-01T12:00:00Z";
+
+    fn at(ts: &str) -> SystemTime {
+        SystemTime::from(
+            ts.parse::<leapcraft_ext::Timestamp>()
+                .unwrap()
+                .as_datetime(),
+        )
+    }
+
+    fn store() -> Arc<Store> {
+        let store = Store::new(Duration::from_secs(60));
+        let devices: Vec<Device> = serde_json::from_value(json!([
+            {"physical_id": "A", "name": "Room \"1\"\nnorth\\", "type": "ambinode", "serial": "S1", "topology_id": 3},
+            {"physical_id": "B", "name": null, "type": "airbird"},
+            {"physical_id": "C", "name": "gone quiet"}
+        ]))
+        .unwrap();
+        store.set_devices(&devices);
+        let reading = |ts: &str, extra: serde_json::Value| -> Reading {
+            let mut r = json!({"timestamp": ts, "temperature": 21.5, "humidity": 40.0, "co2": 612, "pm2_5": 8.5});
+            r.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            serde_json::from_value(r).unwrap()
+        };
+        store.set_reading(
+            &"A".into(),
+            &reading("2026-12-01T11:58:00Z", json!({"other": {"voc": 120}})),
+        );
+        store.set_reading(
+            &"B".into(),
+            &reading("2026-12-01T11:00:00Z", json!({"co2": null})),
+        );
+        store.set_reading(&"C".into(), &reading("2026-12-01T10:59:59Z", json!({})));
+        let notes: Vec<Notification> = serde_json::from_value(json!([
+            {"id": 1, "category": "technicalAlert"},
+            {"id": 2, "category": "technicalAlert"},
+            {"id": 3, "category": "maintenance"}
+        ]))
+        .unwrap();
+        store.add_notifications(&notes);
+        store.finish_poll(PollOutcome {
+            succeeded: true,
+            duration: Duration::from_millis(1500),
+            failed_devices: 1,
+        });
+        Arc::new(store)
+    }
+
+    fn stats() -> ClientStats {
+        ClientStats {
+            requests: [(("get_telemetry", 200), 7), (("get_telemetry", 503), 2)].into(),
+            retries: 2,
+            token_exchanges: 1,
+            request_rate: Some(12.5),
+        }
+    }
+
+    fn render_at(format: Format) -> String {
+        render(
+            &store(),
+            stats(),
+            Duration::from_secs(3600),
+            format,
+            at(NOW),
+        )
+    }
+
+    /// The value of `series` (name and labels, as rendered) in `text`.
+    fn value(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .map(|v| v.parse().unwrap())
+    }
+
+    #[test]
+    fn readings_are_gauges_named_with_their_units() {
+        let text = render_at(Format::Prometheus);
+        for (series, expected) in [
+            (r#"leapcraft_co2_ppm{physical_id="A"}"#, 612.0),
+            (r#"leapcraft_temperature_celsius{physical_id="B"}"#, 21.5),
+            (r#"leapcraft_humidity_percent{physical_id="A"}"#, 40.0),
+            (
+                r#"leapcraft_pm2_5_grams_per_cubic_meter{physical_id="A"}"#,
+                8.5e-6,
+            ),
+            (r#"leapcraft_reading{physical_id="A",metric="voc"}"#, 120.0),
+            (
+                r#"leapcraft_reading_timestamp_seconds{physical_id="A"}"#,
+                1_796_126_280.0,
+            ),
+            (
+                r#"leapcraft_device_info{physical_id="B",name="",type="airbird",serial="",topology_id=""}"#,
+                1.0,
+            ),
+            (r#"leapcraft_notifications{category="technicalAlert"}"#, 2.0),
+            (r#"leapcraft_notifications{category="maintenance"}"#, 1.0),
+            ("leapcraft_up", 1.0),
+            ("leapcraft_poll_duration_seconds", 1.5),
+            ("leapcraft_poll_failed_devices", 1.0),
+            (
+                r#"leapcraft_api_requests_total{operation="get_telemetry",status="503"}"#,
+                2.0,
+            ),
+            ("leapcraft_api_retries_total", 2.0),
+            ("leapcraft_token_exchanges_total", 1.0),
+            ("leapcraft_api_allowed_request_rate", 12.5),
+        ] {
+            assert_eq!(value(&text, series), Some(expected), "{series} in\n{text}");
+        }
+        assert!(text.contains("# TYPE leapcraft_co2_ppm gauge"));
+        assert!(text.contains("# TYPE leapcraft_api_requests_total counter"));
+        assert_eq!(value(&text, r#"leapcraft_co2_ppm{physical_id="B"}"#), None);
+        assert!(!text.contains("# EOF"));
+    }
+
+    #[test]
+    fn stale_readings_disappear_and_only_they() {
+        let text = render_at(Format::Prometheus);
+        let series = |id: &str| {
+            text.lines()
+                .filter(|l| !l.starts_with('#') && l.contains(&format!(r#"physical_id="{id}""#)))
+                .filter(|l| !l.starts_with("leapcraft_device_info"))
+                .count()
+        };
+        assert_eq!(series("A"), 6, "four quantities, voc and the timestamp");
+        assert_eq!(series("B"), 4, "no CO2");
+        assert_eq!(series("C"), 0, "recorded 1h0m1s before the scrape");
+        // A day later, nothing is fresh: no reading families at all, the rest stays.
+        let later = render(
+            &store(),
+            stats(),
+            Duration::from_secs(3600),
+            Format::Prometheus,
+            at("2026-12-02T12:00:00Z"),
+        );
+        assert!(!later.contains("leapcraft_co2_ppm"));
+        assert!(!later.contains("leapcraft_reading"));
+        assert!(later.contains("leapcraft_device_info"));
+    }
+
+    #[test]
+    fn label_values_from_the_api_are_escaped() {
+        let text = render_at(Format::Prometheus);
+        assert!(text.contains(r#"name="Room \"1\"�north\\""#), "{text}");
+    }
+
+    #[test]
+    fn openmetrics_when_asked() {
+        let text = render_at(Format::OpenMetrics);
+        assert!(text.ends_with("# EOF\n"));
+        assert!(text.contains("# UNIT leapcraft_co2_ppm ppm"));
+        assert!(text.contains("# TYPE leapcraft_device info"));
+        assert!(text.contains("# TYPE leapcraft_api_requests counter"));
+        let prometheus_accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(
+            Format::from_accept(Some(prometheus_accept)),
+            Format::OpenMetrics
+        );
+        assert_eq!(Format::from_accept(Some("text/plain")), Format::Prometheus);
+        assert_eq!(
+            Format::from_accept(Some("application/openmetrics-text; q=0")),
+            Format::Prometheus
+        );
+        assert_eq!(Format::from_accept(None), Format::Prometheus);
+    }
+
+    #[test]
+    fn an_exporter_that_never_polled_is_down() {
+        let store = Arc::new(Store::new(Duration::from_secs(60)));
+        let text = render(
+            &store,
+            ClientStats::default(),
+            Duration::from_secs(60),
+            Format::Prometheus,
+            at(NOW),
+        );
+        assert_eq!(value(&text, "leapcraft_up"), Some(0.0), "{text}");
+        assert!(!text.contains("leapcraft_last_successful_poll_timestamp_seconds "));
+        assert!(!text.contains("leapcraft_device_info"));
     }
 }
