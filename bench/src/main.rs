@@ -15,6 +15,8 @@
 //! with a hidden subcommand) that talk to the fake served by this process, so neither the
 //! fake nor the other mode pollutes them.
 
+mod exporter;
+
 use std::fmt::Write as _;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -49,6 +51,9 @@ struct Sizes {
     overhead_warmup: usize,
     storm_calls: usize,
     storm_latency: Duration,
+    exporter_devices: usize,
+    exporter_latency: Duration,
+    exporter_scrapes: usize,
 }
 
 impl Sizes {
@@ -67,6 +72,9 @@ impl Sizes {
             overhead_warmup: 2_000,
             storm_calls: 1_000,
             storm_latency: Duration::from_millis(50),
+            exporter_devices: 10_000,
+            exporter_latency: Duration::from_millis(10),
+            exporter_scrapes: 21,
         }
     }
 
@@ -85,6 +93,9 @@ impl Sizes {
             overhead_warmup: 20,
             storm_calls: 100,
             storm_latency: Duration::from_millis(20),
+            exporter_devices: 200,
+            exporter_latency: Duration::from_millis(1),
+            exporter_scrapes: 3,
         }
     }
 }
@@ -144,14 +155,16 @@ fn run(args: &[String]) -> Result<()> {
     let started = Instant::now();
     let mut rows = Vec::new();
     rt.block_on(async {
-        eprintln!("[1/4] latest readings, sequential vs latest_many ...");
+        eprintln!("[1/5] latest readings, sequential vs latest_many ...");
         rows.extend(bulk(&sizes).await?);
-        eprintln!("[2/4] streaming, prefetch and peak RSS ...");
+        eprintln!("[2/5] streaming, prefetch and peak RSS ...");
         rows.extend(streaming(&sizes, &exe).await?);
-        eprintln!("[3/4] wrapper overhead (CPU per call, in a child process) ...");
+        eprintln!("[3/5] wrapper overhead (CPU per call, in a child process) ...");
         rows.extend(overhead(&sizes, &exe).await?);
-        eprintln!("[4/4] refresh storm ...");
+        eprintln!("[4/5] refresh storm ...");
         rows.extend(storm(&sizes).await?);
+        eprintln!("[5/5] leapcraft serve at scale (a child process) ...");
+        rows.extend(exporter::figure(&sizes).await?);
         Ok::<_, BoxError>(())
     })?;
     let elapsed = started.elapsed();
