@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Options: `--quick` (tiny sizes; does not write unless `--out` is given), `--out PATH`
-//! (where to write), `--no-write` (print only).
+//! (where to write), `--no-write` (print only), `--only 6` (those figures alone, comma
+//! separated; print only unless `--out` is given).
 //!
 //! Every figure is a ratio or a count measured in the same run, so it holds on a noisy
 //! machine. The fake runs in this process for the timing and count figures (1, 2 timing, 4);
@@ -145,7 +146,15 @@ fn run(args: &[String]) -> Result<()> {
         .position(|a| a == "--out")
         .and_then(|i| args.get(i + 1))
         .cloned();
-    let no_write = args.iter().any(|a| a == "--no-write");
+    // `--only 6` or `--only 1,4`: those figures alone, printed (a partial table is not
+    // written unless `--out` says where).
+    let only: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|list| list.split(',').map(|f| f.trim().to_owned()).collect());
+    let wanted = |figure: &str| only.as_ref().is_none_or(|f| f.iter().any(|x| x == figure));
+    let no_write = args.iter().any(|a| a == "--no-write") || only.is_some();
     let sizes = if quick { Sizes::quick() } else { Sizes::full() };
     let exe = std::env::current_exe()?;
 
@@ -155,25 +164,38 @@ fn run(args: &[String]) -> Result<()> {
     let started = Instant::now();
     let mut rows = Vec::new();
     rt.block_on(async {
-        eprintln!("[1/5] latest readings, sequential vs latest_many ...");
-        rows.extend(bulk(&sizes).await?);
-        eprintln!("[2/5] streaming, prefetch and peak RSS ...");
-        rows.extend(streaming(&sizes, &exe).await?);
-        eprintln!("[3/5] wrapper overhead (CPU per call, in a child process) ...");
-        rows.extend(overhead(&sizes, &exe).await?);
-        eprintln!("[4/5] refresh storm ...");
-        rows.extend(storm(&sizes).await?);
-        eprintln!("[5/5] leapcraft serve at scale (a child process) ...");
-        rows.extend(exporter::figure(&sizes).await?);
+        if wanted("1") {
+            eprintln!("[1/5] latest readings, sequential vs latest_many ...");
+            rows.extend(bulk(&sizes).await?);
+        }
+        if wanted("2") {
+            eprintln!("[2/5] streaming, prefetch and peak RSS ...");
+            rows.extend(streaming(&sizes, &exe).await?);
+        }
+        if wanted("3") {
+            eprintln!("[3/5] wrapper overhead (CPU per call, in a child process) ...");
+            rows.extend(overhead(&sizes, &exe).await?);
+        }
+        if wanted("4") {
+            eprintln!("[4/5] refresh storm ...");
+            rows.extend(storm(&sizes).await?);
+        }
+        if wanted("6") {
+            eprintln!("[5/5] leapcraft serve at scale (a child process) ...");
+            rows.extend(exporter::figure(&sizes).await?);
+        }
         Ok::<_, BoxError>(())
     })?;
     let elapsed = started.elapsed();
 
-    let command = if quick {
-        "cargo run --release -p leapcraft-bench -- --quick".to_owned()
-    } else {
-        "cargo run --release -p leapcraft-bench".to_owned()
-    };
+    let command = format!(
+        "cargo run --release -p leapcraft-bench{}",
+        if args.is_empty() {
+            String::new()
+        } else {
+            format!(" -- {}", args.join(" "))
+        }
+    );
     let report = report(&sizes, &rows, &command, elapsed);
     println!("{report}");
 

@@ -564,3 +564,59 @@ mod tests {
         assert!(!text.contains("leapcraft_device_info"));
     }
 }
+
+/// How long rendering 10,000 devices takes: `cargo test --release -p leapcraft-cli --bin
+/// leapcraft render_time -- --ignored --nocapture` (a measurement, not a test: figure 6 of
+/// BENCHMARKS.md is the benchmark).
+#[cfg(test)]
+mod render_time {
+    use super::*;
+    use leapcraft_ext::{Device, Reading};
+    use serde_json::json;
+
+    #[test]
+    #[ignore = "a measurement"]
+    fn render_time() {
+        let store = Store::new(Duration::from_secs(60));
+        let devices: Vec<Device> = (0..10_000)
+            .map(|i| {
+                serde_json::from_value(json!({"physical_id": format!("D2:C1:AA:FF:{:02X}:{:02X}", i / 256, i % 256),
+                    "name": format!("Room {i}"), "type": "ambinode", "serial": format!("LC-2026-{i}"), "topology_id": i / 8}))
+                .unwrap()
+            })
+            .collect();
+        store.set_devices(&devices);
+        let now = SystemTime::now();
+        let ts = leapcraft_ext::Timestamp::from(chrono::Utc::now());
+        for d in &devices {
+            let r: Reading = serde_json::from_value(
+                json!({"timestamp": ts, "temperature": 21.4, "humidity": 44.5,
+                "co2": 612, "pm2_5": 8.5, "other": {"voc": 120, "noise": 41.5, "light": 300}}),
+            )
+            .unwrap();
+            store.set_reading(&d.physical_id, &r);
+        }
+        let store = Arc::new(store);
+        for format in [Format::Prometheus, Format::OpenMetrics] {
+            let mut times = Vec::new();
+            let mut len = 0;
+            for _ in 0..15 {
+                let t = Instant::now();
+                len = render(
+                    &store,
+                    ClientStats::default(),
+                    Duration::from_secs(3600),
+                    format,
+                    now,
+                )
+                .len();
+                times.push(t.elapsed());
+            }
+            times.sort();
+            eprintln!(
+                "{format:?}: {len} bytes, median {:?}, min {:?}",
+                times[7], times[0]
+            );
+        }
+    }
+}

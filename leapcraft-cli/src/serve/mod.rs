@@ -144,14 +144,19 @@ mod tests {
 
     #[test]
     fn defaults_are_the_documented_ones() {
-        let cli = crate::args::Cli::try_parse_from(["leapcraft", "serve"]).unwrap();
-        let crate::args::Command::Serve(args) = cli.command else {
-            panic!("not serve")
-        };
+        #[derive(Parser)]
+        struct Serve {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        let args = Serve::try_parse_from(["serve"]).unwrap().args;
         assert_eq!(args.listen, DEFAULT_LISTEN.parse().unwrap());
         assert!(args.listen.ip().is_loopback());
         assert_eq!(args.interval, Duration::from_secs(300));
         assert_eq!(args.devices_every, Duration::from_secs(3600));
         assert_eq!(args.stale_after, Duration::from_secs(3600));
+        assert_eq!(args.concurrency, leapcraft_ext::DEFAULT_CONCURRENCY);
+        assert!(Serve::try_parse_from(["serve", "--interval", "999ms"]).is_err());
+        assert!(Serve::try_parse_from(["serve", "--concurrency", "0"]).is_err());
     }
 }
