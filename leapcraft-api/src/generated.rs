@@ -2312,11 +2312,11 @@ pub mod builder {
                     types::TokenRequest::try_from(v).map_err(|e| e.to_string())
                 })
                 .map_err(Error::InvalidRequest)?;
-            let url = crate::path::url(client, &format!("{}/auth/client/token", client.baseurl,)).map_err(Error::InvalidRequest)?;
+            let url = format!("{}/auth/client/token", client.baseurl,);
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
                 .append(
-                    const { ::reqwest::header::HeaderName::from_static("api-version") },
+                    ::reqwest::header::HeaderName::from_static("api-version"),
                     ::reqwest::header::HeaderValue::from_static(
                         super::Client::api_version(),
                     ),
@@ -2327,7 +2327,7 @@ pub mod builder {
                 .post(url)
                 .header(
                     ::reqwest::header::ACCEPT,
-                    const { ::reqwest::header::HeaderValue::from_static("application/json") },
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
                 )
                 .form_urlencoded(&body)?
                 .headers(header_map)
@@ -2340,32 +2340,32 @@ pub mod builder {
             client.post(&result, &info).await?;
             let response = result?;
             match response.status().as_u16() {
-                200u16 => crate::response::from_response(response).await,
+                200u16 => ResponseValue::from_response(response).await,
                 400u16 => {
                     Err(
                         Error::ErrorResponse(
-                            crate::response::from_response(response).await?,
+                            ResponseValue::from_response(response).await?,
                         ),
                     )
                 }
                 400u16..=499u16 => {
                     Err(
                         Error::ErrorResponse(
-                            crate::response::from_response(response).await?,
+                            ResponseValue::from_response(response).await?,
                         ),
                     )
                 }
                 401u16 => {
                     Err(
                         Error::ErrorResponse(
-                            crate::response::from_response(response).await?,
+                            ResponseValue::from_response(response).await?,
                         ),
                     )
                 }
                 500u16..=599u16 => {
                     Err(
                         Error::ErrorResponse(
-                            crate::response::from_response(response).await?,
+                            ResponseValue::from_response(response).await?,
                         ),
                     )
                 }
@@ -2420,11 +2420,11 @@ pub mod builder {
             let Self { client, limit, page } = self;
             let limit = limit.map_err(Error::InvalidRequest)?;
             let page = page.map_err(Error::InvalidRequest)?;
-            let url = crate::path::url(client, &format!("{}/devices", client.baseurl,)).map_err(Error::InvalidRequest)?;
+            let url = format!("{}/devices", client.baseurl,);
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
                 .append(
-                    const { ::reqwest::header::HeaderName::from_static("api-version") },
+                    ::reqwest::header::HeaderName::from_static("api-version"),
                     ::reqwest::header::HeaderValue::from_static(
                         super::Client::api_version(),
                     ),
@@ -2435,7 +2435,7 @@ pub mod builder {
                 .get(url)
                 .header(
                     ::reqwest::header::ACCEPT,
-                    const { ::reqwest::header::HeaderValue::from_static("application/json") },
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
                 )
                 .query(&progenitor_client::QueryParam::new("limit", &limit))
                 .query(&progenitor_client::QueryParam::new("page", &page))
@@ -2449,32 +2449,32 @@ pub mod builder {
             client.post(&result, &info).await?;
             let response = result?;
             match response.status().as_u16() {
-                200u16 => crate::response::from_response(response).await,
+                200u16 => ResponseValue::from_response(response).await,
                 400u16 => {
                     Err(
                         Error::ErrorResponse(
-                            crate::response::from_response(response).await?,
+                            ResponseValue::from_response(response).await?,
                         ),
                     )
                 }
                 400u16..=499u16 => {
                     Err(
                         Error::ErrorResponse(
-                            crate::response::from_response(response).await?,
+                            ResponseValue::from_response(response).await?,
                         ),
                     )
                 }
                 401u16 => {
                     Err(
                         Error::ErrorResponse(
-                            crate::response::from_response(response).await?,
+                            ResponseValue::from_response(response).await?,
                         ),
                     )
                 }
                 500u16..=599u16 => {
                     Err(
                         Error::ErrorResponse(
-                            crate::response::from_response(response).await?,
+                            ResponseValue::from_response(response).await?,
                         ),
                     )
                 }
@@ -2515,13 +2515,14 @@ pub mod builder {
         ) -> Result<ResponseValue<types::DeviceDetails>, Error<types::Error>> {
             let Self { client, physical_id } = self;
             let physical_id = physical_id.map_err(Error::InvalidRequest)?;
-            let url = crate::path::url(client, &format!(
-                "{}/devices/{}", client.baseurl, crate::path::segment(& physical_id.to_string()).map_err(Error::InvalidRequest)?,
-            )).map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/devices/{}", client.baseurl, crate ::path::segment(& physical_id
+                .to_string()).map_err(Error::InvalidRequest) ?,
+            );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
                 .append(
-                    const { ::reqwest::header::HeaderName::from_static("api-version") },
+                    ::reqwest::header::HeaderName::from_static("api-version"),
                     ::reqwest::header::HeaderValue::from_static(
                         super::Client::api_version(),
                     ),
@@ -2532,7 +2533,7 @@ pub mod builder {
                 .get(url)
                 .header(
                     ::reqwest::header::ACCEPT,
-                    const { ::reqwest::header::HeaderValue::from_static("application/json") },
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
                 )
                 .headers(header_map)
                 .build()?;
@@ -2544,32 +2545,32 @@ pub mod builder {
             client.post(&result, &info).await?;
             let response = result?;
             match response.status().as_u16() {
-                200u16 => crate::response::from_response(response).await,
+                200u16 => ResponseValue::from_response(response).await,
                 400u16..=499u16 => {
                     Err(
                         Error::ErrorResponse(
-                            crate::response::from_response(response).await?,
+                            ResponseValue::from_response(response).await?,
                         ),
                     )
                 }
                 401u16 => {
                     Err(
                         Error::ErrorResponse(
-                            crate::response::from_response(response).await?,
+                            ResponseValue::from_response(response).await?,
                         ),
                     )
                 }
                 404u16 => {
                     Err(
                         Error::ErrorResponse(
-                            crate::response::from_response(response).await?,
+                            ResponseValue::from_response(response).await?,
                         ),
                     )
                 }
                 500u16..=599u16 => {
                     Err(
                         Error::ErrorResponse(
-                            crate::response::from_response(response).await?,
+                            ResponseValue::from_response(response).await?,
                         ),
                     )
                 }
@@ -2669,14 +2670,14 @@ pub mod builder {
             let resolution = resolution.map_err(Error::InvalidRequest)?;
             let to = to.map_err(Error::InvalidRequest)?;
             let type_ = type_.map_err(Error::InvalidRequest)?;
-            let url = crate::path::url(client, &format!(
-                "{}/telemetry/{}", client.baseurl, crate::path::segment(& physical_id
-                .to_string()).map_err(Error::InvalidRequest)?,
-            )).map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/telemetry/{}", client.baseurl, crate ::path::segment(& physical_id
+                .to_string()).map_err(Error::InvalidRequest) ?,
+            );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
                 .append(
-                    const { ::reqwest::header::HeaderName::from_static("api-version") },
+                    ::reqwest::header::HeaderName::from_static("api-version"),
                     ::reqwest::header::HeaderValue::from_static(
                         super::Client::api_version(),
                     ),
@@ -2687,7 +2688,7 @@ pub mod builder {
                 .get(url)
                 .header(
                     ::reqwest::header::ACCEPT,
-                    const { ::reqwest::header::HeaderValue::from_static("application/json") },
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
                 )
                 .query(&progenitor_client::QueryParam::new("from", &from))
                 .query(&progenitor_client::QueryParam::new("resolution", &resolution))
@@ -2703,39 +2704,39 @@ pub mod builder {
             client.post(&result, &info).await?;
             let response = result?;
             match response.status().as_u16() {
-                200u16 => crate::response::from_response(response).await,
+                200u16 => ResponseValue::from_response(response).await,
                 400u16 => {
                     Err(
                         Error::ErrorResponse(
-                            crate::response::from_response(response).await?,
+                            ResponseValue::from_response(response).await?,
                         ),
                     )
                 }
                 400u16..=499u16 => {
                     Err(
                         Error::ErrorResponse(
-                            crate::response::from_response(response).await?,
+                            ResponseValue::from_response(response).await?,
                         ),
                     )
                 }
                 401u16 => {
                     Err(
                         Error::ErrorResponse(
-                            crate::response::from_response(response).await?,
+                            ResponseValue::from_response(response).await?,
                         ),
                     )
                 }
                 404u16 => {
                     Err(
                         Error::ErrorResponse(
-                            crate::response::from_response(response).await?,
+                            ResponseValue::from_response(response).await?,
                         ),
                     )
                 }
                 500u16..=599u16 => {
                     Err(
                         Error::ErrorResponse(
-                            crate::response::from_response(response).await?,
+                            ResponseValue::from_response(response).await?,
                         ),
                     )
                 }
@@ -2762,11 +2763,11 @@ pub mod builder {
             Error<types::Error>,
         > {
             let Self { client } = self;
-            let url = crate::path::url(client, &format!("{}/topologies", client.baseurl,)).map_err(Error::InvalidRequest)?;
+            let url = format!("{}/topologies", client.baseurl,);
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
                 .append(
-                    const { ::reqwest::header::HeaderName::from_static("api-version") },
+                    ::reqwest::header::HeaderName::from_static("api-version"),
                     ::reqwest::header::HeaderValue::from_static(
                         super::Client::api_version(),
                     ),
@@ -2777,7 +2778,7 @@ pub mod builder {
                 .get(url)
                 .header(
                     ::reqwest::header::ACCEPT,
-                    const { ::reqwest::header::HeaderValue::from_static("application/json") },
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
                 )
                 .headers(header_map)
                 .build()?;
@@ -2789,25 +2790,25 @@ pub mod builder {
             client.post(&result, &info).await?;
             let response = result?;
             match response.status().as_u16() {
-                200u16 => crate::response::from_response(response).await,
+                200u16 => ResponseValue::from_response(response).await,
                 400u16..=499u16 => {
                     Err(
                         Error::ErrorResponse(
-                            crate::response::from_response(response).await?,
+                            ResponseValue::from_response(response).await?,
                         ),
                     )
                 }
                 401u16 => {
                     Err(
                         Error::ErrorResponse(
-                            crate::response::from_response(response).await?,
+                            ResponseValue::from_response(response).await?,
                         ),
                     )
                 }
                 500u16..=599u16 => {
                     Err(
                         Error::ErrorResponse(
-                            crate::response::from_response(response).await?,
+                            ResponseValue::from_response(response).await?,
                         ),
                     )
                 }
@@ -2848,14 +2849,14 @@ pub mod builder {
         ) -> Result<ResponseValue<types::TopologyDetails>, Error<types::Error>> {
             let Self { client, topology_id } = self;
             let topology_id = topology_id.map_err(Error::InvalidRequest)?;
-            let url = crate::path::url(client, &format!(
-                "{}/topologies/{}", client.baseurl, crate::path::segment(& topology_id
-                .to_string()).map_err(Error::InvalidRequest)?,
-            )).map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/topologies/{}", client.baseurl, crate ::path::segment(& topology_id
+                .to_string()).map_err(Error::InvalidRequest) ?,
+            );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
                 .append(
-                    const { ::reqwest::header::HeaderName::from_static("api-version") },
+                    ::reqwest::header::HeaderName::from_static("api-version"),
                     ::reqwest::header::HeaderValue::from_static(
                         super::Client::api_version(),
                     ),
@@ -2866,7 +2867,7 @@ pub mod builder {
                 .get(url)
                 .header(
                     ::reqwest::header::ACCEPT,
-                    const { ::reqwest::header::HeaderValue::from_static("application/json") },
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
                 )
                 .headers(header_map)
                 .build()?;
@@ -2878,32 +2879,32 @@ pub mod builder {
             client.post(&result, &info).await?;
             let response = result?;
             match response.status().as_u16() {
-                200u16 => crate::response::from_response(response).await,
+                200u16 => ResponseValue::from_response(response).await,
                 400u16..=499u16 => {
                     Err(
                         Error::ErrorResponse(
-                            crate::response::from_response(response).await?,
+                            ResponseValue::from_response(response).await?,
                         ),
                     )
                 }
                 401u16 => {
                     Err(
                         Error::ErrorResponse(
-                            crate::response::from_response(response).await?,
+                            ResponseValue::from_response(response).await?,
                         ),
                     )
                 }
                 404u16 => {
                     Err(
                         Error::ErrorResponse(
-                            crate::response::from_response(response).await?,
+                            ResponseValue::from_response(response).await?,
                         ),
                     )
                 }
                 500u16..=599u16 => {
                     Err(
                         Error::ErrorResponse(
-                            crate::response::from_response(response).await?,
+                            ResponseValue::from_response(response).await?,
                         ),
                     )
                 }
@@ -2974,11 +2975,11 @@ pub mod builder {
             let limit = limit.map_err(Error::InvalidRequest)?;
             let offset = offset.map_err(Error::InvalidRequest)?;
             let physical_id = physical_id.map_err(Error::InvalidRequest)?;
-            let url = crate::path::url(client, &format!("{}/notifications", client.baseurl,)).map_err(Error::InvalidRequest)?;
+            let url = format!("{}/notifications", client.baseurl,);
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
                 .append(
-                    const { ::reqwest::header::HeaderName::from_static("api-version") },
+                    ::reqwest::header::HeaderName::from_static("api-version"),
                     ::reqwest::header::HeaderValue::from_static(
                         super::Client::api_version(),
                     ),
@@ -2989,7 +2990,7 @@ pub mod builder {
                 .get(url)
                 .header(
                     ::reqwest::header::ACCEPT,
-                    const { ::reqwest::header::HeaderValue::from_static("application/json") },
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
                 )
                 .query(&progenitor_client::QueryParam::new("limit", &limit))
                 .query(&progenitor_client::QueryParam::new("offset", &offset))
@@ -3004,32 +3005,32 @@ pub mod builder {
             client.post(&result, &info).await?;
             let response = result?;
             match response.status().as_u16() {
-                200u16 => crate::response::from_response(response).await,
+                200u16 => ResponseValue::from_response(response).await,
                 400u16 => {
                     Err(
                         Error::ErrorResponse(
-                            crate::response::from_response(response).await?,
+                            ResponseValue::from_response(response).await?,
                         ),
                     )
                 }
                 400u16..=499u16 => {
                     Err(
                         Error::ErrorResponse(
-                            crate::response::from_response(response).await?,
+                            ResponseValue::from_response(response).await?,
                         ),
                     )
                 }
                 401u16 => {
                     Err(
                         Error::ErrorResponse(
-                            crate::response::from_response(response).await?,
+                            ResponseValue::from_response(response).await?,
                         ),
                     )
                 }
                 500u16..=599u16 => {
                     Err(
                         Error::ErrorResponse(
-                            crate::response::from_response(response).await?,
+                            ResponseValue::from_response(response).await?,
                         ),
                     )
                 }
@@ -3068,11 +3069,11 @@ pub mod builder {
         ) -> Result<ResponseValue<::std::vec::Vec<types::Thing>>, Error<types::Error>> {
             let Self { client, limit } = self;
             let limit = limit.map_err(Error::InvalidRequest)?;
-            let url = crate::path::url(client, &format!("{}/things", client.baseurl,)).map_err(Error::InvalidRequest)?;
+            let url = format!("{}/things", client.baseurl,);
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
                 .append(
-                    const { ::reqwest::header::HeaderName::from_static("api-version") },
+                    ::reqwest::header::HeaderName::from_static("api-version"),
                     ::reqwest::header::HeaderValue::from_static(
                         super::Client::api_version(),
                     ),
@@ -3083,7 +3084,7 @@ pub mod builder {
                 .get(url)
                 .header(
                     ::reqwest::header::ACCEPT,
-                    const { ::reqwest::header::HeaderValue::from_static("application/json") },
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
                 )
                 .query(&progenitor_client::QueryParam::new("limit", &limit))
                 .headers(header_map)
@@ -3096,32 +3097,32 @@ pub mod builder {
             client.post(&result, &info).await?;
             let response = result?;
             match response.status().as_u16() {
-                200u16 => crate::response::from_response(response).await,
+                200u16 => ResponseValue::from_response(response).await,
                 400u16 => {
                     Err(
                         Error::ErrorResponse(
-                            crate::response::from_response(response).await?,
+                            ResponseValue::from_response(response).await?,
                         ),
                     )
                 }
                 400u16..=499u16 => {
                     Err(
                         Error::ErrorResponse(
-                            crate::response::from_response(response).await?,
+                            ResponseValue::from_response(response).await?,
                         ),
                     )
                 }
                 401u16 => {
                     Err(
                         Error::ErrorResponse(
-                            crate::response::from_response(response).await?,
+                            ResponseValue::from_response(response).await?,
                         ),
                     )
                 }
                 500u16..=599u16 => {
                     Err(
                         Error::ErrorResponse(
-                            crate::response::from_response(response).await?,
+                            ResponseValue::from_response(response).await?,
                         ),
                     )
                 }

@@ -27,10 +27,9 @@
 mod generated;
 mod hooks;
 mod path;
-mod response;
 mod timestamp;
 
 pub use generated::*;
-pub use hooks::{Finish, Hooks, Transport, TransportFuture};
+pub use hooks::{Hooks, Transport, TransportFuture};
 pub use progenitor_client::OperationInfo;
 pub use timestamp::{Timestamp, TimestampError};

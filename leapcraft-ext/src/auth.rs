@@ -1,38 +1,49 @@
-//! The token cache: one bearer token per client (shared by its clones), exchanged for the API
-//! key lazily, refreshed once for all callers when it stops working.
+//! The token cache: one bearer token per client (shared by its clones), obtained from an
+//! [`Exchange`] of the API key, lazily, and again when the token stops working.
 //!
-//! The API gives tokens no lifetime, so a token is used until a call is answered `401`; the
-//! first caller to see that invalidates it (only if it is still the current one) and the next
-//! caller to need a token exchanges the key again while the others wait for its result. An
-//! optional maximum age triggers a refresh earlier; if that refresh fails, the old token is
-//! kept.
+//! The API gives tokens no lifetime, so a token is used until a request with it is answered
+//! `401`; that caller invalidates it (only if it is still the current one) and the next caller
+//! to need a token runs the exchange while every other caller waits for its result. Callers
+//! that waited share the outcome, a failure as much as a token: N concurrent callers and a
+//! rejected key make one exchange and get N errors. An optional maximum age triggers a refresh
+//! earlier; if that refresh fails, the old token is kept for a while.
 //!
-//! A token remembers whether it ever worked (`proven`): the transport refreshes again when a
-//! token that worked is refused later in the same call (it expired during the call's retries),
-//! but a fresh token refused at once is an authentication error, not a reason to loop.
+//! The cache knows nothing of HTTP: it is handed the exchange, and only counts how each token
+//! is used ([`Token::first_send`], [`Token::prove`]) so that a `401` can be told apart: a token
+//! that other requests used, or that worked, has expired; a fresh one refused at once means
+//! the API refuses the tokens it gives.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::time::Instant;
 
-use crate::call::CallRecord;
-use crate::error::{AuthError, AuthErrorKind, Error};
+use crate::error::Error;
+use crate::retry::TokenUse;
 
-/// A bearer token, with what the cache needs to know about it.
+/// Exchanges the API key for a bearer token.
+pub(crate) trait Exchange: Send + Sync + 'static {
+    /// A new token, or why none could be had.
+    fn exchange(&self) -> BoxFuture<'_, Result<SecretString, Error>>;
+}
+
+/// A bearer token, with what the cache knows about it.
 pub(crate) struct Token {
     /// Tells tokens apart without comparing secrets.
     pub id: u64,
-    pub secret: Arc<SecretString>,
+    pub secret: SecretString,
     /// `Bearer <token>`, ready to send (marked sensitive).
     pub header: HeaderValue,
-    /// After this instant a call should try to refresh the token first (maximum age).
+    /// After this instant a caller refreshes the token first (maximum age).
     refresh_at: Option<Instant>,
-    /// Some call got an answer other than 401 with it: a later 401 means it expired.
-    pub proven: AtomicBool,
+    /// Requests sent with it so far.
+    sends: AtomicU64,
+    /// Some request with it got an answer other than `401`.
+    proven: AtomicBool,
 }
 
 impl std::fmt::Debug for Token {
@@ -43,184 +54,179 @@ impl std::fmt::Debug for Token {
     }
 }
 
+impl Token {
+    /// Notes a request sent with this token; whether it was the first.
+    pub fn first_send(&self) -> bool {
+        self.sends.fetch_add(1, Ordering::Relaxed) == 0
+    }
+
+    /// Notes that a request with this token was answered with something else than `401`.
+    pub fn prove(&self) {
+        self.proven.store(true, Ordering::Relaxed);
+    }
+
+    /// How the token had been used, for a request with it that was answered `401`;
+    /// `first_send` is what [`first_send`](Self::first_send) said for that request.
+    pub fn use_when_refused(&self, first_send: bool) -> TokenUse {
+        let alone = first_send && self.sends.load(Ordering::Relaxed) == 1;
+        if alone && !self.proven.load(Ordering::Relaxed) {
+            TokenUse::Fresh
+        } else {
+            TokenUse::Shared
+        }
+    }
+
+    fn is_fresh(&self) -> bool {
+        self.refresh_at.is_none_or(|at| Instant::now() < at)
+    }
+}
+
+/// What the cache holds between calls.
+#[derive(Default)]
+struct State {
+    current: Option<Arc<Token>>,
+    /// Exchanges completed so far: a caller that waited for the lock compares it with the
+    /// value it saw before, to use the outcome of an exchange it waited for.
+    exchanges: u64,
+    /// The last exchange's failure, for the callers that waited for it.
+    failure: Option<Error>,
+}
+
 /// See the module docs.
 pub(crate) struct TokenCache {
-    api_key: Arc<SecretString>,
+    exchange: Box<dyn Exchange>,
     max_age: Option<Duration>,
-    current: Mutex<Option<Arc<Token>>>,
+    state: Mutex<State>,
     /// Held while exchanging: one exchange at a time, for all clones.
-    refresh: tokio::sync::Mutex<()>,
+    exchanging: tokio::sync::Mutex<()>,
     next_id: AtomicU64,
 }
 
 impl std::fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenCache")
-            .field("api_key", &"[redacted]")
             .field("max_age", &self.max_age)
             .finish_non_exhaustive()
     }
 }
 
 impl TokenCache {
-    pub fn new(api_key: SecretString, max_age: Option<Duration>) -> Self {
+    pub fn new(exchange: impl Exchange, max_age: Option<Duration>) -> Self {
         Self {
-            api_key: Arc::new(api_key),
+            exchange: Box::new(exchange),
             max_age,
-            current: Mutex::new(None),
-            refresh: tokio::sync::Mutex::new(()),
+            state: Mutex::default(),
+            exchanging: tokio::sync::Mutex::new(()),
             next_id: AtomicU64::new(1),
         }
     }
 
-    pub fn api_key(&self) -> &Arc<SecretString> {
-        &self.api_key
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn current(&self) -> Option<Arc<Token>> {
-        self.current
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// Successful exchanges so far.
+    pub fn exchanges(&self) -> u64 {
+        self.next_id.load(Ordering::Relaxed) - 1
     }
 
-    fn set_current(&self, token: Option<Arc<Token>>) {
-        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = token;
-    }
-
-    fn is_fresh(token: &Token) -> bool {
-        token.refresh_at.is_none_or(|at| Instant::now() < at)
-    }
-
-    /// The current token, unless there is none or it is due for a refresh.
-    pub fn cached(&self) -> Option<Arc<Token>> {
-        self.current().filter(|t| Self::is_fresh(t))
-    }
-
-    /// A token to call with: the cached one, or a new one from an exchange.
-    pub async fn token(&self, client: &leapcraft_api::Client) -> Result<Arc<Token>, Error> {
-        match self.cached() {
-            Some(token) => Ok(token),
-            // Boxed: the exchange's future is large, and every call's future would carry it.
-            None => Box::pin(self.refresh(client)).await,
-        }
-    }
-
-    /// The slow path of [`token`](Self::token): waits for an exchange in progress, or makes one.
-    async fn refresh(&self, client: &leapcraft_api::Client) -> Result<Arc<Token>, Error> {
-        let _exchanging = self.refresh.lock().await;
-        // Whoever held the lock before us may have refreshed already.
-        let stale = match self.current() {
-            Some(token) if Self::is_fresh(&token) => return Ok(token),
-            other => other,
+    /// A token to send: the cached one, or the outcome of an exchange (this caller's, or the
+    /// one it waited for).
+    pub async fn token(&self) -> Result<Arc<Token>, Error> {
+        let seen = {
+            let state = self.state();
+            if let Some(token) = state.current.as_ref().filter(|t| t.is_fresh()) {
+                return Ok(token.clone());
+            }
+            state.exchanges
         };
-        match self.exchange(client).await {
-            Ok(token) => {
-                if stale.is_some() {
-                    tracing::info!(
-                        token_id = token.id,
-                        "token refreshed: it reached its maximum age"
-                    );
+        let _exchanging = self.exchanging.lock().await;
+        let stale = {
+            let state = self.state();
+            if state.exchanges != seen {
+                // An exchange ended while this caller waited: its outcome is this caller's.
+                match (&state.current, &state.failure) {
+                    (Some(token), _) if token.is_fresh() => return Ok(token.clone()),
+                    (_, Some(failure)) => return Err(failure.clone()),
+                    _ => {}
                 }
-                self.set_current(Some(token.clone()));
+            }
+            state.current.clone()
+        };
+        let outcome = self
+            .exchange
+            .exchange()
+            .await
+            .and_then(|secret| self.new_token(secret));
+        let mut state = self.state();
+        state.exchanges += 1;
+        match outcome {
+            Ok(token) => {
+                state.failure = None;
+                tracing::info!(token_id = token.id, "token exchanged");
+                state.current = Some(token.clone());
                 Ok(token)
             }
-            Err(err) => match stale {
-                // A failed refresh never throws away a token that works: keep it, and try
-                // again after a while rather than on every call.
-                Some(old) => {
-                    tracing::warn!(error = %err, "token refresh failed; keeping the current token");
-                    let kept = Arc::new(Token {
-                        id: old.id,
-                        secret: old.secret.clone(),
-                        header: old.header.clone(),
-                        refresh_at: self
-                            .max_age
-                            .map(|age| Instant::now() + (age / 10).max(Duration::from_secs(1))),
-                        proven: AtomicBool::new(old.proven.load(Ordering::Relaxed)),
-                    });
-                    self.set_current(Some(kept.clone()));
-                    Ok(kept)
-                }
-                None => Err(err),
-            },
-        }
-    }
-
-    /// Forgets `failed` if it is still the current token (a newer one is kept).
-    pub fn invalidate(&self, failed: &Token) {
-        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        if current.as_ref().is_some_and(|t| t.id == failed.id) {
-            tracing::debug!(token_id = failed.id, "token invalidated after 401");
-            *current = None;
-        }
-    }
-
-    /// Exchanges the API key for a token, through the client's own transport (so transient
-    /// failures are retried), in a call record of its own.
-    async fn exchange(&self, client: &leapcraft_api::Client) -> Result<Arc<Token>, Error> {
-        const OPERATION: &str = crate::transport::TOKEN_EXCHANGE;
-        // The exchange is part of the call that needs the token: it shares its deadline.
-        let deadline = CallRecord::current_deadline();
-        let record = CallRecord::new(OPERATION, deadline, &self.api_key);
-        let body = leapcraft_api::types::TokenRequest {
-            api_key: self.api_key.expose_secret().to_owned(),
-        };
-        tracing::debug!("exchanging the API key for a token");
-        let (result, mut record) = record
-            .run(client.get_access_token().body(body).send())
-            .await;
-        match result {
-            Ok(response) => {
-                let token = response.into_inner().token;
-                let header = HeaderValue::try_from(format!("Bearer {token}"))
-                    .ok()
-                    .filter(|_| !token.is_empty());
-                let Some(mut header) = header else {
-                    return Err(Error::invalid_exchange(
-                        "the token exchange returned an empty token, or one that cannot be sent in a header",
-                    ));
-                };
-                header.set_sensitive(true);
-                let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(
-                    token_id = id,
-                    attempts = record.progress.attempts,
-                    "token exchanged"
-                );
-                Ok(Arc::new(Token {
-                    id,
-                    secret: Arc::new(SecretString::from(token)),
-                    header,
-                    refresh_at: self.max_age.map(|age| Instant::now() + age),
-                    proven: AtomicBool::new(false),
-                }))
-            }
             Err(err) => {
-                let status = err.status().or(record.status);
-                if matches!(status.map(|s| s.as_u16()), Some(401 | 403)) {
-                    record.key_rejected = true;
-                    let message = record.body_message().map(|m| record.redact(&m));
-                    return Err(Error::Auth(Box::new(AuthError {
-                        kind: AuthErrorKind::KeyRejected,
-                        operation: OPERATION,
-                        status,
-                        message,
-                    })));
+                state.failure = Some(err.clone());
+                match stale {
+                    // A failed refresh never throws away a token that may still work (it was
+                    // due by age, not refused): keep it, and try again in a while.
+                    Some(old) if old.refresh_at.is_some() => {
+                        tracing::warn!(error = %err, "token refresh failed; keeping the current token");
+                        let kept = Arc::new(Token {
+                            id: old.id,
+                            secret: old.secret.clone(),
+                            header: old.header.clone(),
+                            refresh_at: self.max_age.and_then(|age| {
+                                Instant::now().checked_add((age / 10).max(Duration::from_secs(1)))
+                            }),
+                            sends: AtomicU64::new(old.sends.load(Ordering::Relaxed)),
+                            proven: AtomicBool::new(old.proven.load(Ordering::Relaxed)),
+                        });
+                        state.current = Some(kept.clone());
+                        Ok(kept)
+                    }
+                    _ => Err(err),
                 }
-                Err(Error::from_generated(err, &record, |_| None))
             }
         }
     }
-}
 
-impl Error {
-    fn invalid_exchange(reason: &str) -> Self {
-        Error::Decode(Box::new(crate::error::DecodeError {
-            operation: crate::transport::TOKEN_EXCHANGE,
-            path: "token".to_owned(),
-            reason: reason.to_owned(),
-            body: String::new(),
+    fn new_token(&self, secret: SecretString) -> Result<Arc<Token>, Error> {
+        let header = HeaderValue::try_from(format!("Bearer {}", secret.expose_secret()))
+            .ok()
+            .filter(|_| !secret.expose_secret().is_empty());
+        let Some(mut header) = header else {
+            return Err(Error::Decode(Box::new(crate::error::DecodeError {
+                operation: "get_access_token",
+                path: "token".to_owned(),
+                reason: "an empty token, or one that cannot be sent in a header".to_owned(),
+                body: String::new(),
+            })));
+        };
+        header.set_sensitive(true);
+        Ok(Arc::new(Token {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            secret,
+            header,
+            refresh_at: self.max_age.and_then(|age| Instant::now().checked_add(age)),
+            sends: AtomicU64::new(0),
+            proven: AtomicBool::new(false),
         }))
+    }
+
+    /// The current token, due for a refresh or not.
+    pub fn current(&self) -> Option<Arc<Token>> {
+        self.state().current.clone()
+    }
+
+    /// Forgets `refused` if it is still the current token (a newer one is kept).
+    pub fn invalidate(&self, refused: &Token) {
+        let mut state = self.state();
+        if state.current.as_ref().is_some_and(|t| t.id == refused.id) {
+            tracing::debug!(token_id = refused.id, "token invalidated after 401");
+            state.current = None;
+        }
     }
 }

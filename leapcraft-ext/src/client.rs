@@ -5,21 +5,19 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::FutureExt;
-use futures::future::Either;
-use leapcraft_api::{ClientInfo, ResponseValue};
+use leapcraft_api::ResponseValue;
 use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
-use tokio::time::Instant;
-use tokio::time::error::Elapsed;
-use tracing::Instrument;
 
 use crate::auth::TokenCache;
-use crate::call::CallRecord;
-use crate::error::{Error, decode_path};
-use crate::retry::{Next, Outcome, RetryPolicy, Sleep, TokioSleep, is_retryable_error};
-use crate::transport::{LeapcraftTransport, Timeouts, earliest};
+use crate::error::Error;
+use crate::exchange::KeyExchange;
+use crate::pipeline::{Pipeline, Timeouts};
+use crate::retry::RetryPolicy;
+use crate::sleep::{Sleep, TokioSleep};
+use crate::stats::{ClientStats, Counters};
+use crate::transport::{Credential, GeneratedError, Route};
 
 /// The API's production base URL.
 pub const DEFAULT_BASE_URL: &str = "https://api.leapcraft.com/v1";
@@ -46,10 +44,12 @@ pub const BASE_URL_ENV: &str = "LEAPCRAFT_BASE_URL";
 /// ```
 #[derive(Clone)]
 pub struct Client {
+    /// The authenticated route every call of the methods takes.
+    route: Route,
+    /// The token cache on that route.
+    tokens: Arc<TokenCache>,
+    /// The generated client of [`api`](Self::api), on the same route.
     api: leapcraft_api::Client,
-    /// The transport the generated client's requests go through: its token cache, timeouts,
-    /// retry policy and sleep are this client's too.
-    transport: Arc<LeapcraftTransport>,
 }
 
 impl fmt::Debug for Client {
@@ -79,14 +79,28 @@ impl Client {
 
     /// The base URL calls go to, such as `https://api.leapcraft.com/v1`.
     pub fn base_url(&self) -> &str {
-        self.api.baseurl()
+        &self.route.base_url
+    }
+
+    /// What this client and its clones have done so far: requests by operation and status,
+    /// retries, token exchanges.
+    pub fn stats(&self) -> ClientStats {
+        ClientStats {
+            token_exchanges: self.tokens.exchanges(),
+            ..self.route.pipeline.counters.snapshot()
+        }
     }
 
     /// The generated client, with this client's authentication, retries and timeouts
     /// applied: for anything this crate does not wrap.
     ///
-    /// Its errors are the generated client's own. Beware that a failed token exchange made
-    /// through it directly ([`get_access_token`](leapcraft_api::Client::get_access_token))
+    /// Its requests take the same path as this client's own calls (token, retries, timeouts,
+    /// body limits). Its errors are the generated client's own: an error response is the
+    /// server's, and a call that got no response (a timeout, a connection failure, a token
+    /// that could not be had, a body over the limit) comes back as a stand-in response, with
+    /// status 504, 503, 401 or 502 and a JSON `message` saying what happened. Beware that a
+    /// token exchange made through it directly
+    /// ([`get_access_token`](leapcraft_api::Client::get_access_token)) that fails to decode
     /// reports the response body, which holds the token.
     ///
     /// ```no_run
@@ -99,139 +113,14 @@ impl Client {
         &self.api
     }
 
-    /// Runs one call of the generated client and translates its outcome: the common path of
+    /// Runs one call of the generated client on this client's route: the common path of
     /// every method.
-    ///
-    /// `send` makes the call's request; it is called again for each retry, so the transport
-    /// sends every request as it is (no copy kept for a retry) and hands a successful body
-    /// over unread. The retry decisions are those of the transport's own loop
-    /// (`retry::next`), made on what the transport recorded of each attempt.
-    pub(crate) async fn call<T, F>(
+    pub(crate) async fn call<T: DeserializeOwned>(
         &self,
         operation: &'static str,
-        mut send: impl FnMut() -> F,
-    ) -> Result<T, Error>
-    where
-        T: DeserializeOwned,
-        F: Future<
-            Output = Result<ResponseValue<T>, leapcraft_api::Error<leapcraft_api::types::Error>>,
-        >,
-    {
-        let transport = &*self.transport;
-        let span = tracing::debug_span!(
-            "leapcraft.call",
-            operation,
-            attempts = tracing::field::Empty,
-            status = tracing::field::Empty,
-            elapsed_ms = tracing::field::Empty,
-        );
-        let started = Instant::now();
-        let mut now = started;
-        let deadline = transport.timeouts.overall.map(|limit| now + limit);
-        let mut record = Box::new(CallRecord::new(
-            operation,
-            deadline,
-            transport.tokens.api_key(),
-        ));
-        record.caller_retries = true;
-        let result = loop {
-            // One timer per attempt, over the request, the body and its decoding.
-            let cut = earliest(
-                transport.timeouts.attempt.map(|limit| now + limit),
-                deadline,
-            );
-            // The generated future is large: pinned where it is made, and the layers around
-            // it (timeout, call record) hold only a reference.
-            let mut attempt = std::pin::pin!(send());
-            let mut scoped = std::pin::pin!(record.scope(within(cut, attempt.as_mut())));
-            let result = scoped.as_mut().instrument(span.clone()).await;
-            record = CallRecord::take(scoped);
-            let failed = match &result {
-                Ok(Ok(_)) => break result,
-                Ok(Err(err)) => Ok(err),
-                Err(elapsed) => Err(elapsed),
-            };
-            let mut progress = record.progress;
-            let next = span.in_scope(|| {
-                let outcome = attempt_outcome(failed, &record)?;
-                Some(crate::retry::next(
-                    &transport.retry,
-                    &transport.tokens,
-                    &mut progress,
-                    deadline,
-                    // Every operation `Client` wraps is a GET: idempotent.
-                    true,
-                    outcome,
-                ))
-            });
-            record.progress = progress;
-            match next {
-                Some(Next::Resend) => {}
-                Some(Next::Wait(wait)) => {
-                    transport.sleep.sleep(wait).instrument(span.clone()).await
-                }
-                Some(Next::Stop) | None => break result,
-            }
-            now = Instant::now();
-        };
-        if !span.is_disabled() {
-            span.record("attempts", record.progress.attempts);
-            if let Some(status) = record.status {
-                span.record("status", status.as_u16());
-            }
-            span.record("elapsed_ms", started.elapsed().as_millis() as u64);
-        }
-        match result {
-            Ok(Ok(value)) => Ok(value.into_inner()),
-            Ok(Err(err)) => Err(match record.failure.take() {
-                Some(failure) => failure,
-                None => Error::from_generated(err, &record, decode_path::<T>),
-            }),
-            Err(_) => Err(Error::Timeout {
-                operation,
-                attempts: record.progress.attempts.max(1),
-            }),
-        }
-    }
-}
-
-/// How a failed attempt of a `Client` call ended (the generated client's error, or the
-/// attempt's timeout), for `retry::next`; `None` when there is nothing to decide: the
-/// transport already translated the failure.
-fn attempt_outcome<'a>(
-    failed: Result<&'a leapcraft_api::Error<leapcraft_api::types::Error>, &'a Elapsed>,
-    record: &'a CallRecord,
-) -> Option<Outcome<'a>> {
-    use leapcraft_api::Error as G;
-    if record.failure.is_some() {
-        return None;
-    }
-    match (failed, record.status) {
-        (Err(elapsed), _) => Some(Outcome::Failed {
-            retryable: true,
-            error: elapsed,
-        }),
-        (Ok(G::CommunicationError(e) | G::ResponseBodyError(e)), _) => Some(Outcome::Failed {
-            retryable: is_retryable_error(e),
-            error: e,
-        }),
-        (Ok(_), Some(status)) => Some(Outcome::Status {
-            status,
-            retry_after: record.retry_after,
-            token: record.token.as_deref(),
-        }),
-        (Ok(_), None) => None,
-    }
-}
-
-/// `fut`, cut at `deadline` if there is one.
-fn within<F: Future>(
-    deadline: Option<Instant>,
-    fut: F,
-) -> impl Future<Output = Result<F::Output, Elapsed>> {
-    match deadline {
-        Some(deadline) => Either::Left(tokio::time::timeout_at(deadline, fut)),
-        None => Either::Right(fut.map(Ok)),
+        send: impl AsyncFnOnce(&leapcraft_api::Client) -> Result<ResponseValue<T>, GeneratedError>,
+    ) -> Result<T, Error> {
+        self.route.call(operation, send).await
     }
 }
 
@@ -246,6 +135,7 @@ fn within<F: Future>(
 /// | [`attempt_timeout`](Self::attempt_timeout) | 30 s per attempt, body included |
 /// | [`overall_timeout`](Self::overall_timeout) | 120 s per call, retries included |
 /// | [`retry_policy`](Self::retry_policy) | [`RetryPolicy::default`] |
+/// | [`max_response_bytes`](Self::max_response_bytes) | 64 MiB ([`DEFAULT_MAX_RESPONSE_BYTES`]) |
 /// | [`max_token_age`](Self::max_token_age) | none: a token is used until refused |
 /// | [`http_client`](Self::http_client) | a new `reqwest::Client` |
 /// | [`allow_insecure_http`](Self::allow_insecure_http) | off: `http://` only to loopback |
@@ -274,6 +164,7 @@ pub struct ClientBuilder {
     connect_timeout: Duration,
     timeouts: Timeouts,
     retry: RetryPolicy,
+    max_response_bytes: usize,
     max_token_age: Option<Duration>,
     allow_insecure_http: bool,
     sleep: Arc<dyn Sleep>,
@@ -292,6 +183,7 @@ impl Default for ClientBuilder {
                 overall: Some(Duration::from_secs(120)),
             },
             retry: RetryPolicy::default(),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             max_token_age: None,
             allow_insecure_http: false,
             sleep: Arc::new(TokioSleep),
@@ -308,6 +200,7 @@ impl fmt::Debug for ClientBuilder {
             .field("connect_timeout", &self.connect_timeout)
             .field("timeouts", &self.timeouts)
             .field("retry", &self.retry)
+            .field("max_response_bytes", &self.max_response_bytes)
             .field("max_token_age", &self.max_token_age)
             .field("allow_insecure_http", &self.allow_insecure_http)
             .finish_non_exhaustive()
@@ -349,8 +242,12 @@ impl ClientBuilder {
         self
     }
 
-    /// A `reqwest::Client` of your own (proxies, TLS roots, pool settings). Its connect
-    /// timeout applies instead of [`connect_timeout`](Self::connect_timeout).
+    /// A `reqwest::Client` of your own (proxies, TLS roots, pool settings), used as it is: its
+    /// connect timeout applies instead of [`connect_timeout`](Self::connect_timeout), and its
+    /// redirect policy instead of ours, which follows redirects only within the base URL's
+    /// origin (`reqwest::redirect::Policy::default()` follows them anywhere, stripping
+    /// `Authorization` but resending a `307`/`308` body, such as the token exchange's API key:
+    /// set a policy of your own).
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);
         self
@@ -377,6 +274,15 @@ impl ClientBuilder {
     /// How failed calls are retried.
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
+        self
+    }
+
+    /// The most bytes read of one successful response's body; a larger one fails the call
+    /// with [`Error::ResponseTooLarge`] without reading the rest (memory stays near the limit,
+    /// whatever the server announces or sends). The default, 64 MiB, holds a `limit=-1`
+    /// device list of about 100,000 devices. Error bodies are read up to 32 KiB only.
+    pub fn max_response_bytes(mut self, limit: usize) -> Self {
+        self.max_response_bytes = limit;
         self
     }
 
@@ -424,7 +330,9 @@ impl ClientBuilder {
         let http = match self.http {
             Some(http) => http,
             None => reqwest::Client::builder()
-                .connect_timeout(self.connect_timeout)
+                // `Duration::MAX` (or any timeout too long to schedule) means none.
+                .connect_timeout(self.connect_timeout.min(Duration::from_secs(365 * 86_400)))
+                .redirect(same_origin_redirects())
                 // The retries are this client's own. reqwest's layer would copy every request
                 // in case it must resend it after an HTTP/2 refusal, which an HTTP/1.1 client
                 // never gets.
@@ -432,20 +340,58 @@ impl ClientBuilder {
                 .build()
                 .map_err(|e| Error::invalid(format!("cannot build the HTTP client: {e}")))?,
         };
-        let transport = Arc::new(LeapcraftTransport {
-            tokens: Arc::new(TokenCache::new(api_key, self.max_token_age)),
-            retry: self.retry,
-            timeouts: self.timeouts,
-            sleep: self.sleep,
-            user_agent,
-        });
-        let api = leapcraft_api::Client::new_with_client(
-            &base_url,
+        let api_key = Arc::new(api_key);
+        let pipeline = Arc::new(Pipeline {
             http,
-            leapcraft_api::Hooks::with_transport(transport.clone()),
-        );
-        Ok(Client { api, transport })
+            user_agent,
+            policy: self.retry,
+            timeouts: self.timeouts,
+            max_body: self.max_response_bytes,
+            sleep: self.sleep,
+            counters: Counters::default(),
+            api_key: api_key.clone(),
+        });
+        let exchange = KeyExchange {
+            route: Route {
+                pipeline: pipeline.clone(),
+                credential: Credential::KeyExchange,
+                base_url: base_url.clone(),
+            },
+            api_key,
+        };
+        let tokens = Arc::new(TokenCache::new(exchange, self.max_token_age));
+        let route = Route {
+            pipeline,
+            credential: Credential::Bearer(tokens.clone()),
+            base_url,
+        };
+        Ok(Client {
+            api: route.generated_client(),
+            route,
+            tokens,
+        })
     }
+}
+
+/// The default of [`ClientBuilder::max_response_bytes`]: 64 MiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Follows a redirect only to the origin (scheme, host and port) of the first request, at
+/// most 10 times: credentials (the bearer token, the API key in the token exchange's body)
+/// never reach another origin, nor plain `http` after `https`. A redirect not followed is the
+/// call's response.
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let same_origin = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| first.origin() == attempt.url().origin());
+        if same_origin && attempt.previous().len() <= 10 {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    })
 }
 
 /// The base URL without a trailing slash, if it is one we may send secrets to.

@@ -81,8 +81,8 @@ impl Client {
         let id = physical_id.into();
         let checked = id.checked("get_device")?;
         let details = self
-            .call("get_device", || {
-                self.api().get_device().physical_id(checked).send()
+            .call("get_device", async |api| {
+                api.get_device().physical_id(checked).send().await
             })
             .await?;
         Ok(Device::from_details(details, &id))
@@ -107,13 +107,11 @@ impl Client {
             move |page: PageRequest| {
                 let client = client.clone();
                 async move {
-                    let request = client
-                        .api()
-                        .list_devices()
-                        .limit(page.limit)
-                        .page(page.page_number());
                     let devices: Vec<types::Device> = client
-                        .call("list_devices", || request.clone().send())
+                        .call("list_devices", async |api| {
+                            let request = api.list_devices().limit(page.limit);
+                            request.page(page.page_number()).send().await
+                        })
                         .await?;
                     Ok(devices.into_iter().map(Device::from).collect())
                 }

@@ -1,20 +1,24 @@
-//! The one error type of the crate, and the translation of the generated client's errors into
-//! it.
+//! The one error type of the crate, and how server text is made safe to quote in it: cut to
+//! [`MAX_SNIPPET`] bytes, secrets redacted.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use secrecy::{ExposeSecret, SecretString};
 
-use crate::call::CallRecord;
+use crate::response::{self, is_retryable_status};
 
-/// Bodies quoted in errors are cut to this many bytes.
-pub const MAX_SNIPPET: usize = 4096;
+/// Server text quoted in errors (messages, body snippets, decoder reasons) is cut to this many
+/// bytes: a hostile server cannot flood a log or a terminal through an error.
+pub const MAX_SNIPPET: usize = 1024;
 
 /// Everything that can go wrong in a call.
 ///
-/// Display texts are one line, name the operation where one is known, and never contain the
-/// API key or a token.
+/// Display texts name the operation where one is known, quote at most [`MAX_SNIPPET`] bytes
+/// of server text, and never contain the API key or a token. Cheap to clone.
 ///
 /// ```
 /// # async fn run(client: leapcraft_ext::Client) {
@@ -26,7 +30,7 @@ pub const MAX_SNIPPET: usize = 4096;
 /// }
 /// # }
 /// ```
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The API key was rejected, or a call was still unauthorised after a token refresh.
@@ -48,6 +52,18 @@ pub enum Error {
         operation: &'static str,
         /// Attempts made.
         attempts: u32,
+    },
+    /// A successful response's body was larger than the client accepts
+    /// ([`ClientBuilder::max_response_bytes`](crate::ClientBuilder::max_response_bytes)); the
+    /// rest of it was not read.
+    #[error(
+        "{operation}: the response body is larger than the limit of {limit} bytes (ClientBuilder::max_response_bytes)"
+    )]
+    ResponseTooLarge {
+        /// The operation id, such as `list_devices`.
+        operation: &'static str,
+        /// The limit, in bytes.
+        limit: u64,
     },
     /// The arguments were rejected before any request was sent.
     #[error("invalid input: {0}")]
@@ -71,7 +87,8 @@ pub enum Error {
 pub enum AuthErrorKind {
     /// The token exchange rejected the API key.
     KeyRejected,
-    /// A call was answered `401` again right after a fresh token was obtained.
+    /// The API refused a fresh token before any other request had used it, or kept refusing
+    /// tokens until the call's attempts ran out.
     Unauthorized,
 }
 
@@ -99,7 +116,7 @@ impl AuthError {
         match self.kind {
             AuthErrorKind::KeyRejected => format!("the API key was rejected{status}"),
             AuthErrorKind::Unauthorized => {
-                format!("still unauthorised after a token refresh{status}")
+                format!("the API refused the token{status}")
             }
         }
     }
@@ -116,7 +133,8 @@ pub struct ApiError {
     pub status: StatusCode,
     /// The server's message (`message`, `error` or `detail` of a JSON body), if any.
     pub message: Option<String>,
-    /// The start of the body, at most [`MAX_SNIPPET`] bytes, secrets redacted.
+    /// The start of the body, at most [`MAX_SNIPPET`] bytes, secrets redacted (only the first
+    /// 32 KiB of an error body are ever read).
     pub body: String,
     /// The request id, when a response header carried one (`x-request-id` and the like).
     pub request_id: Option<String>,
@@ -153,7 +171,7 @@ pub struct DecodeError {
 }
 
 /// The request could not be sent, or its response not read completely.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{operation}: {message}{}", if *attempts > 1 { format!(" (after {attempts} attempts)") } else { String::new() })]
 #[non_exhaustive]
 pub struct TransportError {
@@ -165,7 +183,7 @@ pub struct TransportError {
     pub attempts: u32,
     /// The underlying error, if any.
     #[source]
-    pub source: Option<reqwest::Error>,
+    pub source: Option<Arc<reqwest::Error>>,
 }
 
 impl Error {
@@ -179,8 +197,9 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Timeout { .. } | Error::Transport(_) => true,
-            Error::Api(e) => crate::retry::is_retryable_status(e.status),
-            Error::Auth(_)
+            Error::Api(e) => is_retryable_status(e.status),
+            Error::ResponseTooLarge { .. }
+            | Error::Auth(_)
             | Error::Decode(_)
             | Error::InvalidInput(_)
             | Error::Pagination { .. } => false,
@@ -200,54 +219,54 @@ impl Error {
         Error::InvalidInput(message.to_string())
     }
 
-    /// Translates an error of the generated client, with what the transport recorded of the
-    /// call, into ours. `decode` re-decodes a body to find the path of a decode failure.
-    pub(crate) fn from_generated(
-        err: leapcraft_api::Error<leapcraft_api::types::Error>,
-        record: &CallRecord,
-        decode: impl FnOnce(&[u8]) -> Option<(String, String)>,
+    /// The error for a final response with an error status. `redact` removes secrets from
+    /// the server's text; `refused_token` tells a `401` to a request sent with a token.
+    pub(crate) fn from_response(
+        operation: &'static str,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+        attempts: u32,
+        redact: &Redact<'_>,
     ) -> Self {
-        use leapcraft_api::Error as G;
-        let operation = record.operation;
-        let attempts = record.progress.attempts.max(1);
-        match err {
-            G::ErrorResponse(rv) => {
-                let status = rv.status();
-                let body = rv.into_inner();
-                let message = body.message.or(body.error).or(body.detail);
-                Error::from_status(record, status, message)
-            }
-            G::UnexpectedResponse(resp) => Error::from_status(record, resp.status(), None),
-            G::InvalidResponsePayload(bytes, json_err) => match record.status {
-                Some(status) if !status.is_success() => Error::from_status(record, status, None),
-                _ => {
-                    let (path, reason) =
-                        decode(&bytes).unwrap_or_else(|| (".".to_owned(), json_err.to_string()));
-                    // A decoder's message may quote the value (the token): say less.
-                    let (reason, body) = if record.secret_body {
-                        (format!("{:?} error", json_err.classify()), String::new())
-                    } else {
-                        (reason, record.redact(&snippet(&bytes)))
-                    };
-                    Error::Decode(Box::new(DecodeError {
-                        operation,
-                        path,
-                        reason: record.redact(&reason),
-                        body,
-                    }))
-                }
-            },
-            G::CommunicationError(e) | G::ResponseBodyError(e) | G::InvalidUpgrade(e) => {
-                Error::from_reqwest(operation, attempts, e)
-            }
-            G::InvalidRequest(message) => Error::InvalidInput(format!("{operation}: {message}")),
-            G::Custom(message) => Error::Transport(Box::new(TransportError {
+        let message = body_message(body)
+            .or_else(|| redirect_message(status, headers))
+            .map(|m| redact.text(&cut(&m)));
+        if status == StatusCode::UNAUTHORIZED {
+            return Error::Auth(Box::new(AuthError {
+                kind: AuthErrorKind::Unauthorized,
                 operation,
-                message: record.redact(&message),
-                attempts,
-                source: None,
-            })),
+                status: Some(status),
+                message,
+            }));
         }
+        Error::Api(Box::new(ApiError {
+            operation,
+            status,
+            message,
+            body: redact.text(&snippet(body)),
+            request_id: response::request_id(headers),
+            retry_after: response::retry_after(headers, std::time::SystemTime::now()),
+            attempts: attempts.max(1),
+        }))
+    }
+
+    /// The error for a body that did not decode as the operation's type: where and why, with
+    /// the start of the body (`body` is `None` for a secret body, such as the token
+    /// exchange's, whose decoder messages may quote it too).
+    pub(crate) fn decode(
+        operation: &'static str,
+        path: String,
+        reason: &str,
+        body: Option<&[u8]>,
+        redact: &Redact<'_>,
+    ) -> Self {
+        Error::Decode(Box::new(DecodeError {
+            operation,
+            path: cut(&path),
+            reason: redact.text(&cut(reason)),
+            body: body.map(|b| redact.text(&snippet(b))).unwrap_or_default(),
+        }))
     }
 
     pub(crate) fn from_reqwest(operation: &'static str, attempts: u32, e: reqwest::Error) -> Self {
@@ -258,42 +277,58 @@ impl Error {
             };
         }
         // reqwest's Display names the URL, which holds ids but never a secret.
-        let message = error_chain(&e);
+        let message = cut(&error_chain(&e));
         Error::Transport(Box::new(TransportError {
             operation,
             message,
             attempts,
-            source: Some(e),
+            source: Some(Arc::new(e)),
         }))
     }
+}
 
-    fn from_status(record: &CallRecord, status: StatusCode, message: Option<String>) -> Self {
-        let message = message
-            .or_else(|| record.body_message())
-            .map(|m| record.redact(&m));
-        if status == StatusCode::UNAUTHORIZED {
-            let kind = if record.key_rejected {
-                AuthErrorKind::KeyRejected
-            } else {
-                AuthErrorKind::Unauthorized
-            };
-            return Error::Auth(Box::new(AuthError {
-                kind,
-                operation: record.operation,
-                status: Some(status),
-                message,
-            }));
+/// The secrets a call holds, to be removed from any server text an error quotes (a server may
+/// echo them back).
+pub(crate) struct Redact<'a> {
+    pub secrets: [Option<&'a SecretString>; 2],
+}
+
+impl Redact<'_> {
+    /// `text` with every secret replaced by `[redacted]`.
+    pub fn text(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        for secret in self.secrets.iter().flatten() {
+            let secret = secret.expose_secret();
+            if !secret.is_empty() {
+                text = text.replace(secret, "[redacted]");
+            }
         }
-        Error::Api(Box::new(ApiError {
-            operation: record.operation,
-            status,
-            message,
-            body: record.redact(&record.body_snippet()),
-            request_id: record.request_id.clone(),
-            retry_after: record.retry_after,
-            attempts: record.progress.attempts.max(1),
-        }))
+        text
     }
+}
+
+/// The `message`, `error` or `detail` of a JSON error body.
+fn body_message(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    ["message", "error", "detail"]
+        .iter()
+        .find_map(|key| value.get(*key)?.as_str())
+        .map(str::to_owned)
+}
+
+/// What a redirect that was not followed says.
+fn redirect_message(status: StatusCode, headers: &HeaderMap) -> Option<String> {
+    if !status.is_redirection() {
+        return None;
+    }
+    let location = headers
+        .get(reqwest::header::LOCATION)
+        .map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned())
+        .unwrap_or_default();
+    Some(format!(
+        "redirect to {location:?} not followed: the client follows redirects only within its \
+         base URL's origin, so that credentials never leave it"
+    ))
 }
 
 /// The error and its sources, joined: reqwest's top-level text alone ("error sending
@@ -314,12 +349,21 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// The first [`MAX_SNIPPET`] bytes of a body as text, cut on a character boundary.
 pub(crate) fn snippet(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_SNIPPET)]);
-    let mut text = text.into_owned();
-    while text.len() > MAX_SNIPPET {
-        text.pop();
+    cut(&String::from_utf8_lossy(
+        &bytes[..bytes.len().min(MAX_SNIPPET)],
+    ))
+}
+
+/// `text`, cut to at most [`MAX_SNIPPET`] bytes on a character boundary.
+pub(crate) fn cut(text: &str) -> String {
+    if text.len() <= MAX_SNIPPET {
+        return text.to_owned();
     }
-    text
+    let mut end = MAX_SNIPPET;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
 }
 
 /// The path to the first field of `bytes` that does not decode as `T`, and why.

@@ -30,21 +30,28 @@
 
 #![deny(missing_docs)]
 
+// Read top-down: what goes wrong, what a response says, when to retry, tokens, the one
+// request pipeline and how the generated client reaches it, the client, then the API families.
 mod auth;
-mod bulk;
-mod call;
 mod client;
-mod devices;
 mod error;
+mod exchange;
+mod pipeline;
+mod response;
+mod retry;
+mod sleep;
+mod stats;
+mod transport;
+
+mod bulk;
+mod devices;
 mod ids;
 mod kinds;
 mod notifications;
 mod paging;
-mod retry;
 mod telemetry;
 mod things;
 mod topologies;
-mod transport;
 mod watch;
 
 /// The README's Rust examples, compiled as doctests so they stay true.
@@ -58,14 +65,18 @@ pub use ids::{GatewayId, PhysicalId};
 pub use kinds::{DeviceKind, NotificationCategory};
 pub use leapcraft_api::Timestamp;
 pub use notifications::{DEFAULT_NOTIFICATION_PAGE_SIZE, MAX_NOTIFICATION_PAGE_SIZE, Notification};
-pub use paging::Pager;
+pub use paging::{MAX_PREFETCH, Pager};
 pub use telemetry::{Reading, Resolution, TelemetryQuery};
 pub use things::DEFAULT_THINGS_LIMIT;
 pub use topologies::{Topology, TopologyDetails, TopologyDevice, TopologyMember};
 
-pub use client::{API_KEY_ENV, BASE_URL_ENV, Client, ClientBuilder, DEFAULT_BASE_URL};
+pub use client::{
+    API_KEY_ENV, BASE_URL_ENV, Client, ClientBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_RESPONSE_BYTES,
+};
 pub use error::{
     ApiError, AuthError, AuthErrorKind, DecodeError, Error, MAX_SNIPPET, TransportError,
 };
 pub use leapcraft_api::types;
-pub use retry::{RetryPolicy, Sleep, SleepFuture, TokioSleep};
+pub use retry::RetryPolicy;
+pub use sleep::{Sleep, SleepFuture, TokioSleep};
+pub use stats::ClientStats;

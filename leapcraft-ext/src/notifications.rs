@@ -85,16 +85,21 @@ impl Client {
                 let client = client.clone();
                 let device = device.clone();
                 async move {
-                    let mut request = client
-                        .api()
-                        .list_notifications()
-                        .limit(page.limit)
-                        .offset(page.offset);
-                    if let Some(device) = &device {
-                        request = request.physical_id(device.checked("list_notifications")?);
-                    }
+                    let device = match &device {
+                        Some(device) => Some(device.checked("list_notifications")?),
+                        None => None,
+                    };
                     let found: Vec<types::Notification> = client
-                        .call("list_notifications", || request.clone().send())
+                        .call("list_notifications", async |api| {
+                            let mut request = api
+                                .list_notifications()
+                                .limit(page.limit)
+                                .offset(page.offset);
+                            if let Some(device) = device {
+                                request = request.physical_id(device);
+                            }
+                            request.send().await
+                        })
                         .await?;
                     Ok(found.into_iter().map(Notification::from).collect())
                 }

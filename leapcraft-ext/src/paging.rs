@@ -51,6 +51,10 @@ pub(crate) enum Scheme {
     FirstOnly,
 }
 
+/// The most pages a [`Pager`] fetches ahead: past the end of a list, prefetched pages are
+/// requests wasted, and a window without a bound would send them without end.
+pub const MAX_PREFETCH: usize = 16;
+
 type Fetch<T> = Arc<dyn Fn(PageRequest) -> BoxFuture<'static, Result<Vec<T>, Error>> + Send + Sync>;
 
 /// A list of the API, to be read page by page.
@@ -160,8 +164,9 @@ impl<T: Send + 'static> Pager<T> {
         self
     }
 
-    /// Fetch up to `pages` pages ahead, concurrently, while the current one is consumed.
-    /// Items still come in order, exactly once. `0` (the default) fetches one page at a time.
+    /// Fetch up to `pages` pages ahead, concurrently, while the current one is consumed
+    /// (at most [`MAX_PREFETCH`]: more is that many). Items still come in order, exactly
+    /// once. `0` (the default) fetches one page at a time.
     ///
     /// ```no_run
     /// # async fn run(client: leapcraft_ext::Client) -> Result<(), leapcraft_ext::Error> {
@@ -169,7 +174,7 @@ impl<T: Send + 'static> Pager<T> {
     /// # Ok(()) }
     /// ```
     pub fn prefetch(mut self, pages: usize) -> Self {
-        self.prefetch = pages;
+        self.prefetch = pages.min(MAX_PREFETCH);
         self
     }
 
@@ -268,7 +273,7 @@ impl<T: Send + 'static> Pager<T> {
             limit,
             skip: self.skip,
             single_request: self.scheme == Scheme::FirstOnly || limit == -1,
-            window: 1 + self.prefetch,
+            window: self.prefetch + 1,
             remaining: self.max_items,
             next_index: 0,
             in_flight: FuturesOrdered::new(),

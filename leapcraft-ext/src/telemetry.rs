@@ -173,20 +173,25 @@ impl Client {
     ) -> Result<Vec<Reading>, Error> {
         const OP: &str = "get_telemetry";
         let id = physical_id.into();
-        let request = self.api().get_telemetry().physical_id(id.checked(OP)?);
-        let request = match &query.0 {
-            Kind::Latest => request.type_(types::TelemetryType::Latest),
-            Kind::Averages {
-                resolution,
-                from,
-                to,
-            } => request
-                .type_(types::TelemetryType::Averages)
-                .resolution(*resolution)
-                .from(*from)
-                .to(*to),
-        };
-        let response = self.call(OP, || request.clone().send()).await?;
+        let checked = id.checked(OP)?;
+        let response = self
+            .call(OP, async |api| {
+                let request = api.get_telemetry().physical_id(checked);
+                let request = match &query.0 {
+                    Kind::Latest => request.type_(types::TelemetryType::Latest),
+                    Kind::Averages {
+                        resolution,
+                        from,
+                        to,
+                    } => request
+                        .type_(types::TelemetryType::Averages)
+                        .resolution(*resolution)
+                        .from(*from)
+                        .to(*to),
+                };
+                request.send().await
+            })
+            .await?;
         Ok(readings(response))
     }
 

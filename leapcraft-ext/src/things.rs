@@ -30,8 +30,11 @@ impl Client {
             move |page: PageRequest| {
                 let client = client.clone();
                 async move {
-                    let request = client.api().list_things().limit(page.limit);
-                    client.call("list_things", || request.clone().send()).await
+                    client
+                        .call("list_things", async |api| {
+                            api.list_things().limit(page.limit).send().await
+                        })
+                        .await
                 }
                 .boxed()
             },

@@ -135,7 +135,9 @@ impl Client {
     /// ```
     pub async fn topologies(&self) -> Result<Vec<Topology>, Error> {
         let found: Vec<types::Topology> = self
-            .call("list_topologies", || self.api().list_topologies().send())
+            .call("list_topologies", async |api| {
+                api.list_topologies().send().await
+            })
             .await?;
         Ok(found.into_iter().map(Topology::from).collect())
     }
@@ -155,8 +157,8 @@ impl Client {
         let id = gateway_id.into();
         let checked = id.checked("get_topology")?;
         let details: types::TopologyDetails = self
-            .call("get_topology", || {
-                self.api().get_topology().topology_id(checked).send()
+            .call("get_topology", async |api| {
+                api.get_topology().topology_id(checked).send().await
             })
             .await?;
         Ok(details.into())

@@ -90,7 +90,7 @@ async fn no_secret_in_any_log_line_through_refresh_and_retries() {
         "operation=\"get_device\"",
         "token exchanged",
         "retrying",
-        "wait_ms=1000",
+        "wait_ms=1",
         "refreshing the token",
     ] {
         assert!(

@@ -199,26 +199,6 @@ async fn path_parameters_no_encoding_can_carry_are_refused_before_sending() {
 }
 
 #[tokio::test]
-async fn a_base_url_that_is_not_one_is_an_invalid_request() {
-    for base in ["not a url", "", "127.0.0.1:8080/v1"] {
-        let result = Client::new(base, Hooks::default())
-            .get_device()
-            .physical_id("D2:C1:AA:FF:3E:09")
-            .send()
-            .await;
-        match result {
-            Err(leapcraft_api::Error::InvalidRequest(message)) => {
-                assert!(
-                    message.contains("cannot build the request URL"),
-                    "{base:?}: {message}"
-                )
-            }
-            other => panic!("{base:?}: expected InvalidRequest, got {other:?}"),
-        }
-    }
-}
-
-#[tokio::test]
 async fn hostile_query_values_stay_one_query_parameter() {
     let server = MockServer::start_async().await;
     let id = "a&b=c #?/..+%";

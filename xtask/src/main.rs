@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
+use proc_macro2::{Delimiter, Group, TokenStream, TokenTree};
 use progenitor::{GenerationSettings, Generator, HooksMode, InterfaceStyle, TagStyle, TypeImpl};
 use schemars08::schema::{InstanceType, SchemaObject};
 use sha2::{Digest, Sha256};
@@ -46,100 +47,23 @@ fn regen(check: bool) -> Result<()> {
     let root = workspace_root();
     let spec_text =
         std::fs::read_to_string(root.join(SPEC)).with_context(|| format!("reading {SPEC}"))?;
-    let code = generate(&spec_text)?;
-    let target = root.join(GENERATED);
-    if check {
-        let current = std::fs::read_to_string(&target).unwrap_or_default();
-        if current != code {
-            bail!("{GENERATED} is stale: it does not match {SPEC}; run `cargo xtask regen`");
+    let outputs = [
+        (GENERATED, generate(&spec_text)?),
+    ];
+    for (file, code) in outputs {
+        let target = root.join(file);
+        if check {
+            let current = std::fs::read_to_string(&target).unwrap_or_default();
+            if current != code {
+                bail!("{file} is stale: it does not match {SPEC}; run `cargo xtask regen`");
+            }
+            println!("{file} is up to date");
+        } else {
+            std::fs::write(&target, code).with_context(|| format!("writing {file}"))?;
+            println!("wrote {file}");
         }
-        println!("{GENERATED} is up to date");
-    } else {
-        std::fs::write(&target, code).with_context(|| format!("writing {GENERATED}"))?;
-        println!("wrote {GENERATED}");
     }
     Ok(())
-}
-
-/// Rewrites every call `CALL(ARGS)` in `code` as `wrap(ARGS)`.
-fn rewrite_calls(code: &str, call: &str, wrap: impl Fn(&str) -> String) -> String {
-    let mut out = String::with_capacity(code.len());
-    let mut rest = code;
-    while let Some(start) = rest.find(call) {
-        let args = &rest[start + call.len()..];
-        let mut depth = 1;
-        let end = args
-            .char_indices()
-            .find(|&(_, c)| {
-                depth += match c {
-                    '(' => 1,
-                    ')' => -1,
-                    _ => 0,
-                };
-                depth == 0
-            })
-            .map(|(i, _)| i)
-            .expect("generated code has balanced parentheses");
-        out.push_str(&rest[..start]);
-        out.push_str(&wrap(&args[..end]));
-        rest = &args[end + 1..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Routes every path parameter of the generated code through `leapcraft-api`'s own segment
-/// encoder (`leapcraft-api/src/path.rs`), which refuses what no encoding can carry (empty,
-/// `.` and `..`: URL parsers resolve dot segments, even escaped) and encodes more than
-/// progenitor's `encode_path` (which leaves `\`, read as `/` by URL parsers, alone):
-/// `encode_path(ARGS)` becomes `crate::path::segment(ARGS).map_err(Error::InvalidRequest)?`.
-fn checked_path_segments(code: &str) -> String {
-    rewrite_calls(code, "encode_path(", |args| {
-        format!("crate::path::segment({args}).map_err(Error::InvalidRequest)?")
-    })
-}
-
-/// Builds every request URL from the client's base URL parsed once (`crate::path::url`)
-/// instead of having reqwest parse the whole URL string each time (the host's IDNA
-/// processing makes that most of a request's URL cost): `let url = format!(ARGS)` becomes
-/// `let url = crate::path::url(client, &format!(ARGS)).map_err(Error::InvalidRequest)?`.
-fn parsed_urls(code: &str) -> String {
-    rewrite_calls(code, "let url = format!(", |args| {
-        format!(
-            "let url = crate::path::url(client, &format!({args})).map_err(Error::InvalidRequest)?"
-        )
-    })
-}
-
-/// Decodes responses with `leapcraft-api`'s own `response::from_response`, which moves the
-/// headers into the `ResponseValue` where progenitor's copies them:
-/// `ResponseValue::from_response(` becomes `crate::response::from_response(`.
-fn headers_moved(code: &str) -> String {
-    code.replace(
-        "ResponseValue::from_response(",
-        "crate::response::from_response(",
-    )
-}
-
-/// Makes header names and values given as string literals constants, checked when compiling
-/// instead of on every request: `HeaderValue::from_static("...")` becomes
-/// `const { HeaderValue::from_static("...") }` (the same for `HeaderName`).
-fn const_headers(code: &str) -> String {
-    let mut code = code.to_owned();
-    for call in [
-        "::reqwest::header::HeaderValue::from_static(",
-        "::reqwest::header::HeaderName::from_static(",
-    ] {
-        code = rewrite_calls(&code, call, |args| {
-            let literal = args.trim();
-            if literal.starts_with('"') && literal.ends_with('"') {
-                format!("const {{ {call}{literal}) }}")
-            } else {
-                format!("{call}{args})")
-            }
-        });
-    }
-    code
 }
 
 /// Generates the client source for a spec: deterministic, formatted, with a header that names
@@ -173,27 +97,82 @@ fn generate(spec_text: &str) -> Result<String> {
     let tokens = Generator::new(&settings)
         .generate_tokens(&spec)
         .map_err(|e| anyhow::anyhow!("progenitor: {e}"))?;
+    let (tokens, rewritten) = checked_path_segments(tokens);
+    let parameters = path_parameters(&spec);
+    if rewritten != parameters {
+        bail!(
+            "progenitor encoded {rewritten} path parameters with `encode_path`, the spec has \
+             {parameters}: update `checked_path_segments`"
+        );
+    }
     let file: syn::File = syn::parse2(tokens).context("parsing generated tokens")?;
-    let code = prettyplease::unparse(&file);
-    // The rewrites below match progenitor's output as it is: fail loudly when it changes.
-    for expected in [
-        "encode_path(",
-        "let url = format!(",
-        "ResponseValue::from_response(",
-        "HeaderValue::from_static(\"",
-    ] {
-        if !code.contains(expected) {
-            bail!("progenitor's output has no `{expected}` any more: update the xtask's rewrites");
+    let body = prettyplease::unparse(&file);
+    Ok(format!(
+        "{}\
+         // progenitor puts a 4XX arm before the 401 and 404 arms (same type): they never match.\n\
+         #![allow(clippy::all, clippy::pedantic, missing_docs, unused_imports, unreachable_patterns, rustdoc::all)]\n\n{body}",
+        header(spec_text)
+    ))
+}
+
+/// Routes every path parameter of the generated code through `leapcraft-api`'s own segment
+/// check (`leapcraft-api/src/path.rs`), which refuses what no encoding can carry (empty, `.` and
+/// `..`: URL parsers resolve dot segments, even escaped) and encodes more than progenitor's
+/// `encode_path` (which leaves `\`, read as `/` by URL parsers, alone). The rewrite is made on
+/// the token stream, where the calls sit inside `format!` arguments: `encode_path(ARGS)`
+/// becomes `crate::path::segment(ARGS).map_err(Error::InvalidRequest)?`. Returns the count of
+/// calls rewritten, which the caller checks against the spec.
+fn checked_path_segments(tokens: TokenStream) -> (TokenStream, usize) {
+    let mut count = 0;
+    let mut out = Vec::new();
+    let mut iter = tokens.into_iter().peekable();
+    while let Some(token) = iter.next() {
+        match token {
+            TokenTree::Ident(ident) if ident == "encode_path" => {
+                let Some(TokenTree::Group(args)) = iter.next_if(
+                    |t| matches!(t, TokenTree::Group(g) if g.delimiter() == Delimiter::Parenthesis),
+                ) else {
+                    out.push(TokenTree::Ident(ident));
+                    continue;
+                };
+                let (inner, nested) = checked_path_segments(args.stream());
+                count += 1 + nested;
+                let args = Group::new(Delimiter::Parenthesis, inner);
+                out.extend(quote::quote! {
+                    crate::path::segment #args .map_err(Error::InvalidRequest)?
+                });
+            }
+            TokenTree::Group(group) => {
+                let (inner, nested) = checked_path_segments(group.stream());
+                count += nested;
+                let mut rebuilt = Group::new(group.delimiter(), inner);
+                rebuilt.set_span(group.span());
+                out.push(TokenTree::Group(rebuilt));
+            }
+            other => out.push(other),
         }
     }
-    let body = const_headers(&headers_moved(&parsed_urls(&checked_path_segments(&code))));
+    (out.into_iter().collect(), count)
+}
 
+/// How many path parameters the spec's operations have, all operations together.
+fn path_parameters(spec: &openapiv3::OpenAPI) -> usize {
+    spec.paths
+        .paths
+        .iter()
+        .map(|(path, item)| {
+            let operations = item.as_item().map_or(0, |item| item.iter().count());
+            path.matches('{').count() * operations
+        })
+        .sum()
+}
+
+/// The first lines of every generated file: what made it, and from which spec.
+fn header(spec_text: &str) -> String {
     let digest = Sha256::digest(spec_text.as_bytes());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(format!(
+    format!(
         "// @generated by `cargo xtask regen`: do not edit by hand.\n\
-         // Source: {SPEC} (sha256 {hex}).\n\
-         // progenitor puts a 4XX arm before the 401 and 404 arms (same type): they never match.\n\
-         #![allow(clippy::all, clippy::pedantic, missing_docs, unused_imports, unreachable_patterns, rustdoc::all)]\n\n{body}"
-    ))
+         // Source: {SPEC} (sha256 {hex}).\n"
+    )
 }

@@ -35,8 +35,12 @@ pub enum Reply {
     },
     /// The connection closes without a response.
     Drop,
-    /// The connection stays open and nothing is ever sent.
+    /// The connection stays open and nothing is ever sent (until the client closes it).
     Hang,
+    /// A chunked body that never ends: 64 KiB chunks until the client stops reading.
+    Endless { status: u16 },
+    /// Headers announcing `length` bytes, then nothing.
+    Announced { status: u16, length: u64 },
 }
 
 impl Reply {
@@ -99,6 +103,8 @@ struct State {
 pub struct Script {
     base: String,
     state: Arc<Mutex<State>>,
+    /// Connections open now.
+    open: Arc<tokio::sync::watch::Sender<usize>>,
 }
 
 impl Script {
@@ -106,13 +112,25 @@ impl Script {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}/v1", listener.local_addr().unwrap());
         let state = Arc::new(Mutex::new(State::default()));
-        let shared = state.clone();
+        let open = Arc::new(tokio::sync::watch::Sender::new(0));
+        let (shared, counter) = (state.clone(), open.clone());
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, shared.clone()));
+                let (state, counter) = (shared.clone(), counter.clone());
+                counter.send_modify(|n| *n += 1);
+                tokio::spawn(async move {
+                    serve(stream, state).await;
+                    counter.send_modify(|n| *n -= 1);
+                });
             }
         });
-        Self { base, state }
+        Self { base, state, open }
+    }
+
+    /// Waits until no connection is open.
+    pub async fn all_closed(&self) {
+        let mut open = self.open.subscribe();
+        let _ = open.wait_for(|n| *n == 0).await;
     }
 
     pub fn base_url(&self) -> &str {
@@ -209,7 +227,30 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
             }
             Reply::Drop => return,
             Reply::Hang => {
-                std::future::pending::<()>().await;
+                // Until the client closes the connection.
+                let mut sink = [0u8; 1024];
+                while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+                return;
+            }
+            Reply::Endless { status } => {
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+                );
+                if stream.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = format!("10000\r\n{}\r\n", "x".repeat(0x10000));
+                while stream.write_all(chunk.as_bytes()).await.is_ok() {}
+                return;
+            }
+            Reply::Announced { status, length } => {
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {length}\r\n\r\n"
+                );
+                let _ = stream.write_all(head.as_bytes()).await;
+                let mut sink = [0u8; 1024];
+                while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+                return;
             }
         }
     }
