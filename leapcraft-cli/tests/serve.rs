@@ -261,7 +261,9 @@ async fn serves_every_device_from_memory_and_stops_on_sigterm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outages_and_expired_tokens_leave_it_up_truthful_and_catching_up() {
     let fake = fake(12).await;
-    let mut exporter = Exporter::start(&fake, &["--interval", "1s", "--max-attempts", "1"]);
+    // Two attempts per call: a refused token is refreshed and the request resent within them;
+    // an outage costs each poll one retry per device.
+    let mut exporter = Exporter::start(&fake, &["--interval", "1s", "--max-attempts", "2"]);
     exporter.wait_healthy(true).await;
     let first = exporter.metrics().await;
     let (id, ppm) = expected_co2(&fake).into_iter().next().unwrap();
@@ -278,6 +280,10 @@ async fn outages_and_expired_tokens_leave_it_up_truthful_and_catching_up() {
         .await;
     exporter.wait_healthy(false).await;
     assert_eq!(value(&down, "leapcraft_poll_failed_devices"), Some(12.0));
+    let unavailable = r#"leapcraft_api_requests_total{operation="get_telemetry",status="503"}"#;
+    assert!(value(&down, unavailable).unwrap_or(0.0) >= 12.0, "{down}");
+    let exchanged = value(&down, "leapcraft_token_exchanges_total").unwrap();
+    assert_eq!(exchanged, 1.0, "one token so far");
     // What was read is still served while it is not stale, by its own timestamp.
     assert_eq!(value(&down, &co2), Some(ppm));
     assert!(exporter.is_running());
@@ -298,6 +304,9 @@ async fn outages_and_expired_tokens_leave_it_up_truthful_and_catching_up() {
         .await;
     exporter.wait_healthy(true).await;
     assert!(fake.counters().token_exchanges > exchanges, "a new token");
+    assert!(value(&back, "leapcraft_token_exchanges_total").unwrap() > exchanged);
+    let ok = r#"leapcraft_api_requests_total{operation="get_telemetry",status="200"}"#;
+    assert!(value(&back, ok).unwrap() >= 24.0, "{back}");
     assert!(
         fake.counters().unauthorized > 0,
         "the old token was refused"

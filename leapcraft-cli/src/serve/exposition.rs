@@ -1,11 +1,10 @@
 //! `/metrics`: the metrics, their names and units, rendered from the [`Store`] at scrape time
 //! in the Prometheus text format or OpenMetrics, with stale readings left out.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use leapcraft_ext::Client;
+use leapcraft_ext::ClientStats;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
@@ -52,25 +51,6 @@ impl Format {
             Self::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
         }
     }
-}
-
-/// What the SDK's client counted. Stands in for `leapcraft_ext::ClientStats` until the SDK
-/// has it: [`client_stats`] is the one place that reads them.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ClientStats {
-    /// Requests by operation id and status (0: no response).
-    pub requests: BTreeMap<(&'static str, u16), u64>,
-    /// Retries.
-    pub retries: u64,
-    /// Token exchanges.
-    pub token_exchanges: u64,
-    /// The request rate the client allows now, per second.
-    pub request_rate: Option<f64>,
-}
-
-/// What `client` counted so far.
-pub fn client_stats(_client: &Client) -> ClientStats {
-    ClientStats::default()
 }
 
 /// A known quantity of readings: its gauge's name and unit, and where its value is.
@@ -432,12 +412,12 @@ mod tests {
     }
 
     fn stats() -> ClientStats {
-        ClientStats {
-            requests: [(("get_telemetry", 200), 7), (("get_telemetry", 503), 2)].into(),
-            retries: 2,
-            token_exchanges: 1,
-            request_rate: Some(12.5),
-        }
+        let mut stats = ClientStats::default();
+        stats.requests = [(("get_telemetry", 200), 7), (("get_telemetry", 503), 2)].into();
+        stats.retries = 2;
+        stats.token_exchanges = 1;
+        stats.request_rate = Some(12.5);
+        stats
     }
 
     fn render_at(format: Format) -> String {

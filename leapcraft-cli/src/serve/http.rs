@@ -42,7 +42,7 @@ async fn index() -> &'static str {
 
 async fn metrics(State(shared): State<Shared>, headers: HeaderMap) -> Response {
     let format = Format::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
-    let stats = exposition::client_stats(&shared.client);
+    let stats = shared.client.stats();
     // Rendering 10,000 devices takes milliseconds of CPU: off the async workers.
     let rendered = tokio::task::spawn_blocking(move || {
         exposition::render(
