@@ -7,13 +7,16 @@
 //! ```
 //!
 //! Options: `--quick` (tiny sizes; does not write unless `--out` is given), `--out PATH`
-//! (where to write), `--no-write` (print only).
+//! (where to write), `--no-write` (print only), `--only 6` (those figures alone, comma
+//! separated; print only unless `--out` is given).
 //!
 //! Every figure is a ratio or a count measured in the same run, so it holds on a noisy
 //! machine. The fake runs in this process for the timing and count figures (1, 2 timing, 4);
 //! memory and CPU figures (2 RSS, 3) are measured in child processes (this binary re-executed
 //! with a hidden subcommand) that talk to the fake served by this process, so neither the
 //! fake nor the other mode pollutes them.
+
+mod exporter;
 
 use std::fmt::Write as _;
 use std::process::Command;
@@ -49,6 +52,9 @@ struct Sizes {
     overhead_warmup: usize,
     storm_calls: usize,
     storm_latency: Duration,
+    exporter_devices: usize,
+    exporter_latency: Duration,
+    exporter_scrapes: usize,
 }
 
 impl Sizes {
@@ -67,6 +73,9 @@ impl Sizes {
             overhead_warmup: 2_000,
             storm_calls: 1_000,
             storm_latency: Duration::from_millis(50),
+            exporter_devices: 10_000,
+            exporter_latency: Duration::from_millis(10),
+            exporter_scrapes: 21,
         }
     }
 
@@ -85,6 +94,9 @@ impl Sizes {
             overhead_warmup: 20,
             storm_calls: 100,
             storm_latency: Duration::from_millis(20),
+            exporter_devices: 200,
+            exporter_latency: Duration::from_millis(1),
+            exporter_scrapes: 3,
         }
     }
 }
@@ -134,7 +146,15 @@ fn run(args: &[String]) -> Result<()> {
         .position(|a| a == "--out")
         .and_then(|i| args.get(i + 1))
         .cloned();
-    let no_write = args.iter().any(|a| a == "--no-write");
+    // `--only 6` or `--only 1,4`: those figures alone, printed (a partial table is not
+    // written unless `--out` says where).
+    let only: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|list| list.split(',').map(|f| f.trim().to_owned()).collect());
+    let wanted = |figure: &str| only.as_ref().is_none_or(|f| f.iter().any(|x| x == figure));
+    let no_write = args.iter().any(|a| a == "--no-write") || only.is_some();
     let sizes = if quick { Sizes::quick() } else { Sizes::full() };
     let exe = std::env::current_exe()?;
 
@@ -144,23 +164,38 @@ fn run(args: &[String]) -> Result<()> {
     let started = Instant::now();
     let mut rows = Vec::new();
     rt.block_on(async {
-        eprintln!("[1/4] latest readings, sequential vs latest_many ...");
-        rows.extend(bulk(&sizes).await?);
-        eprintln!("[2/4] streaming, prefetch and peak RSS ...");
-        rows.extend(streaming(&sizes, &exe).await?);
-        eprintln!("[3/4] wrapper overhead (CPU per call, in a child process) ...");
-        rows.extend(overhead(&sizes, &exe).await?);
-        eprintln!("[4/4] refresh storm ...");
-        rows.extend(storm(&sizes).await?);
+        if wanted("1") {
+            eprintln!("[1/5] latest readings, sequential vs latest_many ...");
+            rows.extend(bulk(&sizes).await?);
+        }
+        if wanted("2") {
+            eprintln!("[2/5] streaming, prefetch and peak RSS ...");
+            rows.extend(streaming(&sizes, &exe).await?);
+        }
+        if wanted("3") {
+            eprintln!("[3/5] wrapper overhead (CPU per call, in a child process) ...");
+            rows.extend(overhead(&sizes, &exe).await?);
+        }
+        if wanted("4") {
+            eprintln!("[4/5] refresh storm ...");
+            rows.extend(storm(&sizes).await?);
+        }
+        if wanted("6") {
+            eprintln!("[5/5] leapcraft serve at scale (a child process) ...");
+            rows.extend(exporter::figure(&sizes).await?);
+        }
         Ok::<_, BoxError>(())
     })?;
     let elapsed = started.elapsed();
 
-    let command = if quick {
-        "cargo run --release -p leapcraft-bench -- --quick".to_owned()
-    } else {
-        "cargo run --release -p leapcraft-bench".to_owned()
-    };
+    let command = format!(
+        "cargo run --release -p leapcraft-bench{}",
+        if args.is_empty() {
+            String::new()
+        } else {
+            format!(" -- {}", args.join(" "))
+        }
+    );
     let report = report(&sizes, &rows, &command, elapsed);
     println!("{report}");
 

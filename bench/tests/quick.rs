@@ -23,6 +23,8 @@ fn quick_mode_runs_and_prints_every_figure() {
         "| 2 | peak RSS (VmHWM) collect()",
         "| 3 | leapcraft-ext Client::device",
         "| 4 | refresh storm: 100 concurrent calls on an expired token",
+        // Measured where the `leapcraft` binary is built (as by `cargo test --workspace`).
+        "| 6 | leapcraft serve",
         "- Machine: ",
     ] {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");

@@ -109,6 +109,8 @@ pub enum Command {
     Notifications(NotificationsArgs),
     /// List things and their parameters.
     Things(ThingsArgs),
+    /// Export the readings to Prometheus: poll in the background, serve `/metrics`.
+    Serve(crate::serve::ServeArgs),
 }
 
 /// `devices`.

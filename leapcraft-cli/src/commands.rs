@@ -39,6 +39,7 @@ pub async fn run(client: &Client, command: Command, format: Format) -> Result<()
         }
         Command::Notifications(args) => notifications(client, args).await?,
         Command::Things(args) => things(client, args).await?,
+        Command::Serve(args) => return crate::serve::run(client, args).await,
     };
     print(&records, format)
 }

@@ -14,6 +14,7 @@ mod chart;
 mod commands;
 mod error;
 mod output;
+mod serve;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -49,7 +50,10 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), Failure> {
     // With --demo, a fake server lives as long as the command runs.
     let (demo, base_url, api_key) = if cli.demo {
+        // Readings as of now, a new one a minute: current enough for `serve` to show them.
         let fake = leapcraft_fake::FakeServer::builder()
+            .fresh_readings(true)
+            .live(Duration::from_secs(60))
             .start()
             .await
             .map_err(|e| Failure::Other(format!("cannot start the demo server: {e}")))?;

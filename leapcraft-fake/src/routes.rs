@@ -35,7 +35,7 @@ use tokio::sync::Notify;
 
 use crate::auth::TokenStore;
 use crate::counters::{Counters, Operation};
-use crate::dataset::{Dataset, LATEST_EPOCH_SECS, Notification, READING_INTERVAL_SECS, Resolution};
+use crate::dataset::{Dataset, Notification, READING_INTERVAL_SECS, Resolution};
 use crate::faults::{FaultInjector, FaultKind};
 use crate::timefmt::{from_unix, parse_timestamp, seconds_z};
 
@@ -134,8 +134,8 @@ impl AppState {
         let last_secs = last
             .and_then(|n| parse_timestamp(&n.created_at))
             .map_or(0, |t| t.timestamp());
-        let now =
-            LATEST_EPOCH_SECS + self.tick.load(Ordering::Relaxed) as i64 * READING_INTERVAL_SECS;
+        let now = self.dataset.config().latest_epoch
+            + self.tick.load(Ordering::Relaxed) as i64 * READING_INTERVAL_SECS;
         let n = Notification {
             id,
             physical_id,

@@ -63,6 +63,7 @@ pub struct FakeServerBuilder {
     port: u16,
     notification_limit: NotificationLimitPolicy,
     live: Option<Duration>,
+    fresh_readings: bool,
     record: usize,
 }
 
@@ -82,6 +83,7 @@ impl Default for FakeServerBuilder {
             port: 0,
             notification_limit: NotificationLimitPolicy::Reject,
             live: None,
+            fresh_readings: false,
             record: 0,
         }
     }
@@ -187,6 +189,15 @@ impl FakeServerBuilder {
         self
     }
 
+    /// Stamps the latest readings (and new notifications) from the moment the server starts,
+    /// instead of the docs' fixed `2026-03-29T15:24:05Z` (default: off), so that they are
+    /// current for a consumer that hides old readings, such as an exporter. With
+    /// [`live`](Self::live) every minute, they stay current.
+    pub fn fresh_readings(mut self, yes: bool) -> Self {
+        self.fresh_readings = yes;
+        self
+    }
+
     /// Keeps the last `capacity` requests as the fake decoded them (operation, path
     /// parameter, query), readable with [`FakeServer::recorded_requests`] (default 0: off).
     pub fn record_requests(mut self, capacity: usize) -> Self {
@@ -206,6 +217,9 @@ impl FakeServerBuilder {
             return Err(Error::Config("the live interval must not be zero".into()));
         }
         let mut dataset = self.dataset.clone();
+        if self.fresh_readings {
+            dataset.latest_epoch = chrono::Utc::now().timestamp();
+        }
         dataset.notifications = self
             .notifications
             .unwrap_or_else(|| dataset.devices.saturating_mul(3).min(10_000));
