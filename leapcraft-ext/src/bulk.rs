@@ -13,6 +13,10 @@ pub const DEFAULT_CONCURRENCY: usize = 16;
 /// Devices per request when every device is listed: one request per thousand devices.
 const LIST_PAGE_SIZE: i64 = 1000;
 
+/// What [`Client::fetch_each`] yields: each device with the result of its call, or the
+/// failure of the device ids.
+type PerDevice<T> = BoxStream<'static, Result<(PhysicalId, Result<T, Error>), Error>>;
+
 impl Client {
     /// The latest reading of each device, with at most `concurrency` requests in flight
     /// (0 counts as 1). Results come as they complete, not in input order; one device failing
@@ -116,7 +120,7 @@ impl Client {
         ids: S,
         concurrency: usize,
         mut fetch: F,
-    ) -> BoxStream<'static, Result<(PhysicalId, Result<T, Error>), Error>>
+    ) -> PerDevice<T>
     where
         S: Stream<Item = Result<PhysicalId, Error>> + Send + 'static,
         F: FnMut(Client, PhysicalId) -> Fut + Send + 'static,
