@@ -115,12 +115,7 @@ impl Client {
     /// }
     /// # Ok(()) }
     /// ```
-    pub fn fetch_each<S, F, Fut, T>(
-        &self,
-        ids: S,
-        concurrency: usize,
-        mut fetch: F,
-    ) -> PerDevice<T>
+    pub fn fetch_each<S, F, Fut, T>(&self, ids: S, concurrency: usize, mut fetch: F) -> PerDevice<T>
     where
         S: Stream<Item = Result<PhysicalId, Error>> + Send + 'static,
         F: FnMut(Client, PhysicalId) -> Fut + Send + 'static,
