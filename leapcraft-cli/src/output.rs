@@ -132,13 +132,17 @@ impl Output {
                         .map(|(column, cell)| vec![column.clone(), cell.clone()])
                         .collect::<Vec<_>>()
                 });
-                let table =
+                let (table, _) =
                     self.table(&["field".into(), "value".into()], &rows.unwrap_or_default());
                 writeln!(out, "{table}")
             }
             Format::Table if records.rows.is_empty() => writeln!(out, "(none)"),
             Format::Table => {
-                writeln!(out, "{}", self.table(&records.columns, &records.rows))?;
+                let (table, note) = self.table(&records.columns, &records.rows);
+                writeln!(out, "{table}")?;
+                if let Some(note) = note {
+                    writeln!(out, "{note}")?;
+                }
                 writeln!(
                     out,
                     "{} record{}",
@@ -164,26 +168,44 @@ impl Output {
     }
 
     /// A table of the cells, controls escaped, one line per row: what does not fit the width
-    /// is cut with an ellipsis.
-    fn table(&self, header: &[String], rows: &[Vec<String>]) -> Table {
-        let line = |cells: &[String]| {
-            let mut row = Row::from(cells.iter().map(|c| for_terminal(c).into_owned()));
-            row.max_height(1);
-            row
+    /// is cut with an ellipsis, and columns that would be narrower than [`MIN_COLUMN`] are
+    /// left out (the note says how many).
+    fn table(&self, header: &[String], rows: &[Vec<String>]) -> (Table, Option<String>) {
+        let escaped = |cells: &[String]| -> Vec<String> {
+            cells.iter().map(|c| for_terminal(c).into_owned()).collect()
         };
+        let header = escaped(header);
+        let rows: Vec<Vec<String>> = rows.iter().map(|r| escaped(r)).collect();
         let mut table = Table::new();
         table
             .load_style(UTF8_FULL_CONDENSED)
             .set_content_arrangement(ContentArrangement::Dynamic)
-            .set_truncation_indicator("…")
-            .set_header(line(header));
+            .set_truncation_indicator("…");
         if let Some(width) = self.width {
             table.set_width(width);
         }
-        for row in rows {
+        let shown = match table.width() {
+            Some(width) => columns_that_fit(&header, &rows, usize::from(width)),
+            None => header.len(),
+        };
+        let line = |cells: &[String]| {
+            let mut row = Row::from(cells.iter().take(shown));
+            row.max_height(1);
+            row
+        };
+        table.set_header(line(&header));
+        for row in &rows {
             table.add_row(line(row));
         }
-        table
+        let left_out = header.len() - shown;
+        let note = (left_out > 0).then(|| {
+            format!(
+                "{left_out} more column{} not shown: {}",
+                if left_out == 1 { "" } else { "s" },
+                "--format json or csv has them all"
+            )
+        });
+        (table, note)
     }
 
     /// A printer of records one at a time, as they arrive.
@@ -194,6 +216,29 @@ impl Output {
             header_written: false,
         }
     }
+}
+
+/// Columns narrower than this many characters are not worth showing.
+const MIN_COLUMN: usize = 8;
+
+/// How many of the first columns fit `width`, each as wide as its content up to
+/// [`MIN_COLUMN`], with its borders and padding; at least one.
+fn columns_that_fit(header: &[String], rows: &[Vec<String>], width: usize) -> usize {
+    let mut used = 1;
+    for (i, name) in header.iter().enumerate() {
+        let content = rows
+            .iter()
+            .filter_map(|row| row.get(i))
+            .chain([name])
+            .map(|cell| cell.chars().count())
+            .max()
+            .unwrap_or(0);
+        used += content.clamp(1, MIN_COLUMN) + 3;
+        if used > width && i > 0 {
+            return i;
+        }
+    }
+    header.len()
 }
 
 /// JSON text of `value`, with the controls serde_json leaves raw escaped too.
