@@ -23,6 +23,7 @@ fn quick_mode_runs_and_prints_every_figure() {
         "| 2 | peak RSS (VmHWM) collect()",
         "| 3 | leapcraft-ext Client::device",
         "| 4 | refresh storm: 100 concurrent calls on an expired token",
+        "| 5 | leapcraft latest --all, 64 devices",
         "- Machine: ",
     ] {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
