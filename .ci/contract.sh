@@ -58,6 +58,8 @@ notifications --device @DEVICE --limit 5 --offset 1 --format json
 notifications --device @DEVICE --all
 ~3 notifications --follow --interval 0.5
 ~3 notifications --follow --device @DEVICE --interval 0.5 --format json
+~4 serve --listen 127.0.0.1:0 --interval 1s --devices-every 2s
+~3 serve --listen 127.0.0.1:0 --concurrency 2
 things
 things --limit 3 --format json
 things --all
