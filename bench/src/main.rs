@@ -2,7 +2,6 @@
 //! `BENCHMARKS.md`.
 //!
 //! ```text
-//! cargo build --release -p leapcraft-cli              # figure 5 runs the binary
 //! cargo run --release -p leapcraft-bench               # full run, rewrites BENCHMARKS.md
 //! cargo run --release -p leapcraft-bench -- --quick    # tiny sizes, prints only
 //! ```
@@ -15,7 +14,7 @@
 //! 5); memory and CPU figures (2 RSS, 3) are measured in child processes (this binary
 //! re-executed with a hidden subcommand) that talk to the fake served by this process, so
 //! neither the fake nor the other mode pollutes them. Figure 5 runs the `leapcraft` binary
-//! built beside this one: `cargo build --release -p leapcraft-cli` first.
+//! beside this one, which a full run under cargo builds first.
 
 use std::fmt::Write as _;
 use std::process::Command;
@@ -885,10 +884,32 @@ async fn storm(s: &Sizes) -> Result<Vec<Row>> {
 /// The CLI's concurrency in figure 5.
 const CLI_CONCURRENCY: u32 = 32;
 
-/// The `leapcraft` binary built with this one (same profile), if it was built.
+/// The `leapcraft` binary beside this one (the same profile), if it is there.
 fn leapcraft_binary(exe: &std::path::Path) -> Option<std::path::PathBuf> {
     let path = exe.parent()?.join("leapcraft");
     path.is_file().then_some(path)
+}
+
+/// Builds the `leapcraft` binary with this one's profile, when cargo runs this program: the
+/// figure is then of the current code. (Not in quick mode, which runs inside `cargo test`,
+/// whose build a nested one would wait for.)
+fn build_leapcraft() -> Result<()> {
+    let Ok(cargo) = std::env::var("CARGO") else {
+        return Ok(());
+    };
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["build", "-p", "leapcraft-cli"])
+        .stdout(std::process::Stdio::null());
+    if !cfg!(debug_assertions) {
+        command.arg("--release");
+    }
+    let status = command.status()?;
+    if !status.success() {
+        return Err(format!("building leapcraft failed: {status}").into());
+    }
+    Ok(())
 }
 
 async fn cli_latest_all(s: &Sizes, exe: &std::path::Path) -> Result<Vec<Row>> {
@@ -899,6 +920,9 @@ async fn cli_latest_all(s: &Sizes, exe: &std::path::Path) -> Result<Vec<Row>> {
             s.cli_runs
         )
     };
+    if !s.quick {
+        build_leapcraft()?;
+    }
     let Some(cli) = leapcraft_binary(exe) else {
         if s.quick {
             return Ok(vec![Row::info(
@@ -907,9 +931,11 @@ async fn cli_latest_all(s: &Sizes, exe: &std::path::Path) -> Result<Vec<Row>> {
                 "skipped: the leapcraft binary is not built beside this one",
             )]);
         }
-        return Err("figure 5 runs the leapcraft binary: build it first with \
-                    `cargo build --release -p leapcraft-cli`"
-            .into());
+        return Err(
+            "figure 5 runs the leapcraft binary, which is not beside this one: \
+                    build it with `cargo build --release -p leapcraft-cli`"
+                .into(),
+        );
     };
     let n = s.cli_devices;
     let latency = s.cli_latency;
