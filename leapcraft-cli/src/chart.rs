@@ -91,7 +91,7 @@ pub fn draw(title: &str, readings: &[Reading]) -> Result<Chart, String> {
         let root = SVGBackend::with_string(&mut svg, (900, height)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| fail(&e))?;
         let root = root
-            .titled(&caption(title), ("sans-serif", 20))
+            .titled(&for_terminal(title), ("sans-serif", 20))
             .map_err(|e| fail(&e))?;
         let panels = root.split_evenly((metrics.len(), 1));
         for (i, ((name, series), panel)) in metrics.iter().zip(&panels).enumerate() {
@@ -159,8 +159,8 @@ pub fn save(path: &Path, svg: &str) -> io::Result<()> {
     Ok(())
 }
 
-/// Server text for the chart: controls made visible (they are not valid in SVG), long names
-/// cut.
+/// A metric name for the chart: controls made visible (they are not valid in SVG), a long
+/// name cut.
 fn caption(text: &str) -> String {
     let text = for_terminal(text);
     match text.char_indices().nth(MAX_NAME) {

@@ -480,9 +480,10 @@ async fn devices_all_lists_with_large_pages_and_prefetch() {
     let devices = json_list(leapcraft(&fake).args(["devices", "--all"]));
     assert_eq!(devices.len(), 1_000);
     let seen = fake.counters();
-    assert_eq!(
-        seen.requests.list_devices, 2,
-        "a page of 1,000, then the empty page that ends the list: {seen:?}"
+    assert!(
+        seen.requests.list_devices <= 3,
+        "a page of 1,000, the empty page that ends the list, at most one asked for ahead: \
+         {seen:?}"
     );
     assert_eq!(
         seen.peak_in_flight.list_devices, 2,

@@ -126,13 +126,24 @@ async fn every_device_to_long_form_csv_and_to_json_lines() {
         lines.iter().all(|(_, n)| *n == 7),
         "a reading per day: {lines:?}"
     );
+    // As the API sends them (`data` holding the metrics), with the values `telemetry` gives.
     let text = std::fs::read_to_string(&jsonl).unwrap();
-    let first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
-    assert!(
-        first["data"]["co2"].is_number(),
-        "as the API sends it: {first}"
-    );
-    assert!(first["timestamp"].is_string());
+    let of_device: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|reading| reading["physical_id"] == all[3].as_str())
+        .collect();
+    assert_eq!(of_device.len(), days.len());
+    for (line, day) in of_device.iter().zip(&days) {
+        assert_eq!(line["timestamp"], day["timestamp"], "{line}");
+        for metric in ["temperature", "humidity", "co2", "pm2_5"] {
+            assert_eq!(
+                line["data"][metric].as_f64(),
+                day[metric].as_f64(),
+                "{line}"
+            );
+        }
+    }
 
     // Chosen devices, each once.
     let two = dir.path().join("two.csv");

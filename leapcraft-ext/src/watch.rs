@@ -421,6 +421,7 @@ mod tests {
         fake.inject_faults(leapcraft_fake::FaultKind::ServiceUnavailable, 3);
 
         let failed = follow.next().await.unwrap();
+        let first_failure = tokio::time::Instant::now();
         assert_eq!(failed.unwrap_err().status().map(|s| s.as_u16()), Some(503));
         let raised = fake.push_generated_notification();
         let next = follow.next().await.unwrap().unwrap();
@@ -430,5 +431,7 @@ mod tests {
         );
         let polls = fake.counters().requests.list_notifications - polls_before;
         assert_eq!(polls, 4, "three failed polls, then one that succeeded");
+        // On the paused clock: 20 s, 40 s and 80 s between the polls, not 10 s each.
+        assert!(first_failure.elapsed() >= Duration::from_secs(140));
     }
 }

@@ -172,9 +172,11 @@ pub async fn run(client: &Client, args: ExportArgs, out: &Output) -> Result<(), 
         ));
     }
     summary.push_str(&format!(", {} failed", tally.failures.len()));
+    if interrupted {
+        summary.push_str("; run the same command again to complete the file");
+    }
     report(&summary);
     if interrupted {
-        report("interrupted: run the same command again to complete the file");
         return Err(Failure::Interrupted);
     }
     let total = tally.written + tally.without_data + tally.failures.len();
@@ -252,7 +254,8 @@ fn metrics(reading: &Reading) -> Vec<(String, String)> {
     documented.chain(others).collect()
 }
 
-/// A reading as the API sends it (`data` holding the metrics), with its device.
+/// A reading as the API sends it (`data` holding the metrics), with the device it was asked
+/// for (whatever id the server put in it: the file is resumed by that id).
 fn api_shape(id: &PhysicalId, reading: &Reading) -> Value {
     let mut data = Map::new();
     for (name, value) in [
@@ -270,7 +273,7 @@ fn api_shape(id: &PhysicalId, reading: &Reading) -> Value {
     }
     data.extend(reading.other.clone());
     json!({
-        "physical_id": reading.physical_id.as_ref().unwrap_or(id),
+        "physical_id": id,
         "timestamp": reading.timestamp,
         "created_at": reading.created_at,
         "data": data,

@@ -145,11 +145,11 @@ pub async fn run(client: &Client, args: TelemetryArgs, out: &Output) -> Result<(
     let chart = chart::draw(&title, &readings).map_err(Failure::Other)?;
     chart::save(path, &chart.svg)
         .map_err(|e| Failure::Other(format!("cannot write {}: {e}", path.display())))?;
-    if !chart.left_out.is_empty() {
+    if let [first, .., last] | [first @ last] = chart.left_out.as_slice() {
         report(&format!(
-            "the chart shows the first {} metrics; left out: {}",
+            "the chart shows {} metrics; {} left out ({first} to {last}): --format csv has them",
             chart::MAX_PANELS,
-            chart.left_out.join(", ")
+            chart.left_out.len(),
         ));
     }
     out.print(&reading_records(&readings)?)?;
