@@ -45,7 +45,7 @@ pub const BASE_URL_ENV: &str = "LEAPCRAFT_BASE_URL";
 #[derive(Clone)]
 pub struct Client {
     /// The authenticated route every call of the methods takes.
-    route: Route,
+    route: Arc<Route>,
     /// The token cache on that route.
     tokens: Arc<TokenCache>,
     /// The generated client of [`api`](Self::api), on the same route.
@@ -352,19 +352,19 @@ impl ClientBuilder {
             api_key: api_key.clone(),
         });
         let exchange = KeyExchange {
-            route: Route {
+            route: Arc::new(Route {
                 pipeline: pipeline.clone(),
                 credential: Credential::KeyExchange,
                 base_url: base_url.clone(),
-            },
+            }),
             api_key,
         };
         let tokens = Arc::new(TokenCache::new(exchange, self.max_token_age));
-        let route = Route {
+        let route = Arc::new(Route {
             pipeline,
             credential: Credential::Bearer(tokens.clone()),
             base_url,
-        };
+        });
         Ok(Client {
             api: route.generated_client(),
             route,

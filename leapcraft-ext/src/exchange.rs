@@ -15,7 +15,7 @@ const OPERATION: &str = "get_access_token";
 /// See the module docs.
 pub(crate) struct KeyExchange {
     /// A route with [`Credential::KeyExchange`](crate::transport::Credential::KeyExchange).
-    pub route: Route,
+    pub route: Arc<Route>,
     pub api_key: Arc<SecretString>,
 }
 

@@ -45,7 +45,7 @@ pub(crate) struct Route {
 impl Route {
     /// A generated client on this route whose failures reach its caller as responses: the
     /// final response, or a stand-in (see [`stand_in`]).
-    pub fn generated_client(&self) -> leapcraft_api::Client {
+    pub fn generated_client(self: &Arc<Self>) -> leapcraft_api::Client {
         self.client_with(Arc::new(PipelineTransport {
             route: self.clone(),
             failure: None,
@@ -63,7 +63,7 @@ impl Route {
     /// Runs one call of the generated client (`send`, given a client on this route) and
     /// returns its value, or what went wrong as our [`Error`].
     pub async fn call<T: DeserializeOwned>(
-        &self,
+        self: &Arc<Self>,
         operation: &'static str,
         send: impl AsyncFnOnce(&leapcraft_api::Client) -> Result<ResponseValue<T>, GeneratedError>,
     ) -> Result<T, Error> {
@@ -133,7 +133,7 @@ impl Route {
 
 /// Sends a generated client's requests through the pipeline.
 struct PipelineTransport {
-    route: Route,
+    route: Arc<Route>,
     /// Where the failure of a call is kept for the `Client` method that made it; `None` for
     /// the shared client of [`Client::api`](crate::Client::api).
     failure: Option<Mutex<Option<Error>>>,
