@@ -25,6 +25,7 @@ fn quick_mode_runs_and_prints_every_figure() {
         "| 4 | refresh storm: 100 concurrent calls on an expired token",
         // Measured where the `leapcraft` binary is built (as by `cargo test --workspace`).
         "| 6 | leapcraft serve",
+        "| 7 | leapcraft latest --all, 64 devices",
         "- Machine: ",
     ] {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");

@@ -65,6 +65,8 @@ pub(crate) struct AppState {
     pub(crate) notifications: RwLock<Vec<Notification>>,
     pub(crate) pushed: AtomicU64,
     pub(crate) notification_limit: NotificationLimitPolicy,
+    /// Whether each `GET /notifications` raises a notification before it is answered.
+    pub(crate) notification_per_list: bool,
     /// The last requests, when recording is on (capacity > 0).
     pub(crate) log: Mutex<VecDeque<RecordedRequest>>,
     pub(crate) log_capacity: usize,
@@ -146,6 +148,13 @@ impl AppState {
         list.push(n.clone());
         self.pushed.fetch_add(1, Ordering::Relaxed);
         n
+    }
+
+    /// Raises the next of the dataset's plausible notifications.
+    pub(crate) fn push_generated_notification(&self) -> Notification {
+        let n = self.pushed.load(Ordering::Relaxed);
+        let (id, category, message) = self.dataset.generated_notification(n);
+        self.push_notification(Some(id), category, message)
     }
 }
 
@@ -562,6 +571,9 @@ async fn list_notifications(
         return Err(ApiError::bad_request(format!(
             "`offset` must be at least 0, got {offset}"
         )));
+    }
+    if st.notification_per_list {
+        st.push_generated_notification();
     }
     let device = q.str("physical_id");
     let list = st.notifications.read().unwrap_or_else(|e| e.into_inner());

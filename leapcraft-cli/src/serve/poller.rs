@@ -127,6 +127,6 @@ async fn count_new_notifications(client: &Client, store: &Store) -> Result<(), E
 fn warn(what: &str, e: &Error) {
     eprintln!(
         "leapcraft serve: {what}: {}",
-        crate::error::one_line(&e.to_string())
+        crate::sanitize::for_terminal(&crate::error::one_line(&e.to_string()))
     );
 }
