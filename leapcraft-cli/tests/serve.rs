@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use leapcraft_fake::{FakeServer, FaultKind};
 use serde_json::Value;
 
+mod support;
+
 /// How long any one condition may take to hold.
 const DEADLINE: Duration = Duration::from_secs(45);
 
@@ -38,16 +40,8 @@ struct Exporter {
 impl Exporter {
     /// Starts `leapcraft serve` on a free loopback port, polling `fake`, with `args`.
     fn start(fake: &FakeServer, args: &[&str]) -> Self {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin!("leapcraft"))
-            .env_remove("LEAPCRAFT_API_KEY")
-            .env_remove("LEAPCRAFT_BASE_URL")
-            .args(["--base-url", fake.base_url(), "--api-key", fake.api_key()])
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let args = [&["serve", "--listen", "127.0.0.1:0"], args].concat();
+        let mut child = support::spawn_at(fake.base_url(), fake.api_key(), &args);
         let stderr = child.stderr.take().unwrap();
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -126,11 +120,7 @@ impl Exporter {
     /// SIGTERM, as systemd sends, and what the process left.
     fn stop(mut self) -> Output {
         let child = self.child.take().unwrap();
-        let sent = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
+        support::terminate(&child);
         child.wait_with_output().unwrap()
     }
 }
