@@ -20,7 +20,8 @@ PRISM_CLI_VERSION=5.14.2
 # shapes); `@OUT` stands for a scratch directory. A line may start with an expectation:
 #   =N  the command exits with code N (an error the API answers, checked against the spec too);
 #   ~S  the command runs until stopped: it gets Ctrl-C after S seconds and must exit 0.
-# Every subcommand of `leapcraft --help` must appear in at least one line.
+# Every subcommand of `leapcraft --help` must appear in at least one line (but `completions`,
+# which sends no request).
 INVOCATIONS='
 devices
 devices --limit 5 --page 2
@@ -56,10 +57,12 @@ notifications --all --format csv
 notifications --device @DEVICE
 notifications --device @DEVICE --limit 5 --offset 1 --format json
 notifications --device @DEVICE --all
-~3 notifications --follow --interval 0.5
-~3 notifications --follow --device @DEVICE --interval 0.5 --format json
+~3 notifications --follow --interval 1
+~3 notifications --follow --device @DEVICE --interval 1 --format json
 ~4 serve --listen 127.0.0.1:0 --interval 1s --devices-every 2s
 ~3 serve --listen 127.0.0.1:0 --concurrency 2
+export --averages daily --from 2026-03-01 --to 2026-03-08 --out @OUT/export.csv
+export --averages weekly --from 2026-03-01 --to 2026-03-29 --device @DEVICE --concurrency 2 --out @OUT/export.jsonl
 things
 things --limit 3 --format json
 things --all
@@ -135,7 +138,7 @@ gateways="$(leapcraft --format json topologies | python3 -c '
 import json, sys
 print(" ".join(t["gateway_id"] for t in json.load(sys.stdin)))')"
 
-subcommands="$("$bin/leapcraft" --help | sed -n '/^Commands:/,/^$/p' | awk 'NR > 1 && $1 != "help" {print $1}')"
+subcommands="$("$bin/leapcraft" --help | sed -n '/^Commands:/,/^$/p' | awk 'NR > 1 && $1 != "help" && $1 != "completions" {print $1}')"
 for subcommand in $subcommands; do
     if ! grep -qE "^([=~][0-9.]+ )?(--[a-z-]+ [^ ]+ )*$subcommand( |$)" <<<"$INVOCATIONS"; then
         echo "contract: the subcommand \`$subcommand\` has no line in INVOCATIONS" >&2
