@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use leapcraft_fake::{FakeServer, FaultKind};
 use serde_json::Value;
 
+mod support;
+
 /// How long any one condition may take to hold.
 const DEADLINE: Duration = Duration::from_secs(45);
 
@@ -38,16 +40,28 @@ struct Exporter {
 impl Exporter {
     /// Starts `leapcraft serve` on a free loopback port, polling `fake`, with `args`.
     fn start(fake: &FakeServer, args: &[&str]) -> Self {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin!("leapcraft"))
-            .env_remove("LEAPCRAFT_API_KEY")
-            .env_remove("LEAPCRAFT_BASE_URL")
-            .args(["--base-url", fake.base_url(), "--api-key", fake.api_key()])
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let args = [&["serve", "--listen", "127.0.0.1:0"], args].concat();
+        Self::watch(support::spawn_at(fake.base_url(), fake.api_key(), &args))
+    }
+
+    /// Starts `leapcraft --demo serve` on a free loopback port, with `args`.
+    #[cfg(feature = "demo")]
+    fn demo(args: &[&str]) -> Self {
+        Self::watch(
+            Command::new(assert_cmd::cargo::cargo_bin!("leapcraft"))
+                .env_remove("LEAPCRAFT_API_KEY")
+                .env_remove("LEAPCRAFT_BASE_URL")
+                .args(["--demo", "serve", "--listen", "127.0.0.1:0"])
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    /// Follows a started exporter's stderr until it says where it listens.
+    fn watch(mut child: Child) -> Self {
         let stderr = child.stderr.take().unwrap();
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -126,11 +140,7 @@ impl Exporter {
     /// SIGTERM, as systemd sends, and what the process left.
     fn stop(mut self) -> Output {
         let child = self.child.take().unwrap();
-        let sent = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
+        support::terminate(&child);
         child.wait_with_output().unwrap()
     }
 }
@@ -256,6 +266,30 @@ async fn serves_every_device_from_memory_and_stops_on_sigterm() {
 
     let out = exporter.stop();
     assert!(out.status.success(), "SIGTERM ends it cleanly: {out:?}");
+}
+
+#[cfg(feature = "demo")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_shows_current_readings_with_no_account() {
+    let exporter = Exporter::demo(&["--interval", "1s"]);
+    let scrape = exporter
+        .wait_for("the demo's CO2 readings", |m| {
+            value(m, "leapcraft_up") == Some(1.0) && m.contains("\nleapcraft_co2_ppm{")
+        })
+        .await;
+    // Readings are stamped as of the demo's start: none is stale.
+    let devices = scrape
+        .lines()
+        .filter(|l| l.starts_with("leapcraft_device_info{"))
+        .count();
+    let read = scrape
+        .lines()
+        .filter(|l| l.starts_with("leapcraft_reading_timestamp_seconds{"))
+        .count();
+    assert!(devices > 0);
+    assert_eq!(read, devices, "{scrape}");
+    let out = exporter.stop();
+    assert!(out.status.success(), "{out:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

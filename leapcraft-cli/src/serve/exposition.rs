@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use leapcraft_ext::ClientStats;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, MetricEncoder, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
@@ -90,14 +90,16 @@ const QUANTITIES: [Quantity; 4] = [
     },
 ];
 
-/// Renders the metrics of `store` at `now`, with the client's counters. Readings recorded
-/// more than `stale_after` before `now` are left out.
+/// Renders the metrics of `store` at `now`, with the client's counters, into a string of
+/// `capacity` bytes at first (the size of the last rendering saves growing it step by step).
+/// Readings recorded more than `stale_after` before `now` are left out.
 pub fn render(
     store: &Arc<Store>,
     stats: ClientStats,
     stale_after: Duration,
     format: Format,
     now: SystemTime,
+    capacity: usize,
 ) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Scrape {
@@ -106,7 +108,7 @@ pub fn render(
         stale_after,
         now,
     }));
-    let mut out = String::new();
+    let mut out = String::with_capacity(capacity);
     // Writing to a String cannot fail.
     let _ = match format {
         Format::Prometheus => {
@@ -131,16 +133,6 @@ fn seconds(t: SystemTime) -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-fn descriptor<'a>(
-    encoder: &'a mut DescriptorEncoder,
-    name: &'a str,
-    help: &str,
-    unit: Option<&'a Unit>,
-    kind: MetricType,
-) -> Result<MetricEncoder<'a>, std::fmt::Error> {
-    encoder.encode_descriptor(name, help, unit, kind)
-}
-
 fn gauge(
     encoder: &mut DescriptorEncoder,
     name: &str,
@@ -148,7 +140,9 @@ fn gauge(
     unit: Option<&Unit>,
     value: impl EncodeGaugeValue,
 ) -> std::fmt::Result {
-    descriptor(encoder, name, help, unit, MetricType::Gauge)?.encode_gauge(&value)
+    encoder
+        .encode_descriptor(name, help, unit, MetricType::Gauge)?
+        .encode_gauge(&value)
 }
 
 fn counter(
@@ -157,7 +151,8 @@ fn counter(
     help: &str,
     value: u64,
 ) -> std::fmt::Result {
-    descriptor(encoder, name, help, None, MetricType::Counter)?
+    encoder
+        .encode_descriptor(name, help, None, MetricType::Counter)?
         .encode_counter::<NoLabelSet, _, u64>(&value, None)
 }
 
@@ -169,11 +164,12 @@ impl Scrape {
         &self,
         state: &'s State,
     ) -> impl Iterator<Item = (&'s DeviceEntry, &'s ReadingEntry)> + Clone {
-        let (now, stale_after) = (self.now, self.stale_after);
+        let oldest = self.now.checked_sub(self.stale_after);
         state.devices.values().filter_map(move |device| {
             let reading = device.reading.as_ref()?;
-            let age = now.duration_since(reading.recorded_at).unwrap_or_default();
-            (age <= stale_after).then_some((device, reading))
+            oldest
+                .is_none_or(|oldest| reading.recorded_at >= oldest)
+                .then_some((device, reading))
         })
     }
 
@@ -184,7 +180,8 @@ impl Scrape {
                 continue;
             }
             let unit = Unit::Other(q.unit.to_owned());
-            let mut metric = descriptor(encoder, q.name, q.help, Some(&unit), MetricType::Gauge)?;
+            let mut metric =
+                encoder.encode_descriptor(q.name, q.help, Some(&unit), MetricType::Gauge)?;
             for (device, reading) in fresh.clone() {
                 if let Some(v) = (q.value)(reading) {
                     metric
@@ -194,8 +191,7 @@ impl Scrape {
             }
         }
         if fresh.clone().any(|(_, r)| !r.other.is_empty()) {
-            let mut metric = descriptor(
-                encoder,
+            let mut metric = encoder.encode_descriptor(
                 "leapcraft_reading",
                 "A numeric metric of the latest reading that this version does not know, by key.",
                 None,
@@ -213,8 +209,7 @@ impl Scrape {
             }
         }
         if fresh.clone().next().is_some() {
-            let mut metric = descriptor(
-                encoder,
+            let mut metric = encoder.encode_descriptor(
                 "leapcraft_reading_timestamp",
                 "When the sensor recorded the latest reading.",
                 Some(&Unit::Seconds),
@@ -231,8 +226,7 @@ impl Scrape {
 
     fn account(&self, state: &State, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
         if !state.devices.is_empty() {
-            let mut metric = descriptor(
-                encoder,
+            let mut metric = encoder.encode_descriptor(
                 "leapcraft_device",
                 "The devices of the account.",
                 None,
@@ -249,8 +243,7 @@ impl Scrape {
             }
         }
         if !state.notifications.is_empty() {
-            let mut metric = descriptor(
-                encoder,
+            let mut metric = encoder.encode_descriptor(
                 "leapcraft_notifications",
                 "Notifications of the account, by category.",
                 None,
@@ -306,8 +299,7 @@ impl Scrape {
     fn client(&self, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
         let stats = &self.stats;
         if !stats.requests.is_empty() {
-            let mut metric = descriptor(
-                encoder,
+            let mut metric = encoder.encode_descriptor(
                 "leapcraft_api_requests",
                 "API requests, by operation and status (0: no response).",
                 None,
@@ -427,6 +419,7 @@ mod tests {
             Duration::from_secs(3600),
             format,
             at(NOW),
+            0,
         )
     }
 
@@ -497,6 +490,7 @@ mod tests {
             Duration::from_secs(3600),
             Format::Prometheus,
             at("2026-12-02T12:00:00Z"),
+            0,
         );
         assert!(!later.contains("leapcraft_co2_ppm"));
         assert!(!later.contains("leapcraft_reading"));
@@ -538,6 +532,7 @@ mod tests {
             Duration::from_secs(60),
             Format::Prometheus,
             at(NOW),
+            0,
         );
         assert_eq!(value(&text, "leapcraft_up"), Some(0.0), "{text}");
         assert!(!text.contains("leapcraft_last_successful_poll_timestamp_seconds "));
@@ -588,6 +583,7 @@ mod render_time {
                     Duration::from_secs(3600),
                     format,
                     now,
+                    len,
                 )
                 .len();
                 times.push(t.elapsed());

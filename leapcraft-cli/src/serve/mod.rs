@@ -86,6 +86,7 @@ pub async fn run(client: &Client, args: ServeArgs) -> Result<(), Failure> {
         store,
         client: client.clone(),
         stale_after: args.stale_after,
+        last_size: Arc::default(),
     });
     eprintln!("leapcraft serve: listening on http://{addr}/metrics");
     let server = axum::serve(listener, app)

@@ -17,6 +17,9 @@ use super::store::{PollOutcome, Store};
 /// (later polls read only the new ones).
 pub const MAX_NOTIFICATIONS_PER_POLL: usize = 100_000;
 
+/// The most devices kept: a bound on what a misbehaving API can make the exporter hold.
+pub const MAX_DEVICES: usize = 100_000;
+
 /// How often, and how widely, to poll.
 #[derive(Debug, Clone, Copy)]
 pub struct Schedule {
@@ -51,7 +54,13 @@ pub async fn run(client: Client, store: Arc<Store>, schedule: Schedule, cancel: 
 pub async fn poll(client: &Client, store: &Store, schedule: Schedule, devices_due: &mut Instant) {
     let started = Instant::now();
     if started >= *devices_due || !store.devices_listed() {
-        match client.devices().page_size(1000).collect().await {
+        match client
+            .devices()
+            .page_size(1000)
+            .max_items(MAX_DEVICES)
+            .collect()
+            .await
+        {
             Ok(devices) => {
                 store.set_devices(&devices);
                 *devices_due = started + schedule.devices_every;

@@ -57,8 +57,17 @@ pub fn spawn_at(base_url: &str, key: &str, args: &[&str]) -> Child {
 
 /// Ctrl-C: SIGINT to `child`.
 pub fn interrupt(child: &Child) {
+    signal(child, "-INT");
+}
+
+/// What systemd sends to stop a service: SIGTERM to `child`.
+pub fn terminate(child: &Child) {
+    signal(child, "-TERM");
+}
+
+fn signal(child: &Child, signal: &str) {
     let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .expect("kill runs");
     assert!(status.success());
