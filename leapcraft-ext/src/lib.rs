@@ -30,15 +30,18 @@
 
 #![deny(missing_docs)]
 
-// Read top-down: what goes wrong, what a response says, when to retry, tokens, the one
-// request pipeline and how the generated client reaches it, the client, then the API families.
+// Read top-down: what goes wrong, what a response says, when to retry, tokens, pacing, the
+// one request pipeline and how the generated client reaches it, the client, then the API
+// families.
 mod auth;
 mod client;
 mod error;
 mod exchange;
 mod pipeline;
+mod rate_limit;
 mod response;
 mod retry;
+mod retry_budget;
 mod sleep;
 mod stats;
 mod transport;
@@ -77,6 +80,7 @@ pub use error::{
     ApiError, AuthError, AuthErrorKind, DecodeError, Error, MAX_SNIPPET, TransportError,
 };
 pub use leapcraft_api::types;
+pub use rate_limit::RateLimit;
 pub use retry::RetryPolicy;
 pub use sleep::{Sleep, SleepFuture, TokioSleep};
 pub use stats::ClientStats;
