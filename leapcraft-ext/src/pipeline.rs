@@ -152,13 +152,14 @@ impl Pipeline {
         progress: &mut Progress,
     ) -> Result<Buffered, Failure> {
         loop {
-            // Its turn first, then the token: a token fetched before a long wait may have
-            // been replaced by the time the request leaves.
-            let permit = self.limiter.acquire(&*self.sleep).await;
             let token = match call.tokens {
                 Some(tokens) => Some(tokens.token().await?),
                 None => None,
             };
+            // The token first, then the turn, right before sending: turns taken while a token
+            // exchange ran would all be spent at once when it ended, a burst. (A token that
+            // expires during the wait is refreshed on the `401`, as any.)
+            let permit = self.limiter.acquire(&*self.sleep).await;
             let Some(mut request) = call.request.try_clone() else {
                 return Err(Error::invalid(format!(
                     "{}: a request with a streaming body cannot be sent by this client",
