@@ -4,16 +4,21 @@
 //! ```text
 //! cargo run --release -p leapcraft-bench               # full run, rewrites BENCHMARKS.md
 //! cargo run --release -p leapcraft-bench -- --quick    # tiny sizes, prints only
+//! cargo run --release -p leapcraft-bench -- --only 5   # figure 5 alone, rewrites its part
 //! ```
 //!
 //! Options: `--quick` (tiny sizes; does not write unless `--out` is given), `--out PATH`
-//! (where to write), `--no-write` (print only).
+//! (where to write), `--no-write` (print only), `--only 5` or `--only 1,4` (those figures
+//! alone). The results go to BENCHMARKS.md in two generated parts: the table of figures 1–4,
+//! rewritten only when all four ran, and figure 5's, rewritten when it ran.
 //!
 //! Every figure is a ratio or a count measured in the same run, so it holds on a noisy
-//! machine. The fake runs in this process for the timing and count figures (1, 2 timing, 4);
+//! machine. The fake runs in this process for the timing and count figures (1, 2 timing, 4, 5);
 //! memory and CPU figures (2 RSS, 3) are measured in child processes (this binary re-executed
 //! with a hidden subcommand) that talk to the fake served by this process, so neither the
 //! fake nor the other mode pollutes them.
+
+mod rate_limits;
 
 use std::fmt::Write as _;
 use std::process::Command;
@@ -27,8 +32,15 @@ use serde::{Deserialize, Serialize};
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type Result<T, E = BoxError> = std::result::Result<T, E>;
 
-const BEGIN: &str = "<!-- leapcraft-bench:begin (generated: edit outside these markers) -->";
-const END: &str = "<!-- leapcraft-bench:end -->";
+/// The markers of the generated parts of BENCHMARKS.md: figures 1–4, and figure 5.
+const MAIN: (&str, &str) = (
+    "<!-- leapcraft-bench:begin (generated: edit outside these markers) -->",
+    "<!-- leapcraft-bench:end -->",
+);
+const FIGURE_5: (&str, &str) = (
+    "<!-- leapcraft-bench:figure-5:begin (generated: edit outside these markers) -->",
+    "<!-- leapcraft-bench:figure-5:end -->",
+);
 
 /// The sizes of one run.
 #[derive(Debug, Clone)]
@@ -49,6 +61,7 @@ struct Sizes {
     overhead_warmup: usize,
     storm_calls: usize,
     storm_latency: Duration,
+    rates: rate_limits::RateSizes,
 }
 
 impl Sizes {
@@ -67,6 +80,7 @@ impl Sizes {
             overhead_warmup: 2_000,
             storm_calls: 1_000,
             storm_latency: Duration::from_millis(50),
+            rates: rate_limits::RateSizes::full(),
         }
     }
 
@@ -85,6 +99,7 @@ impl Sizes {
             overhead_warmup: 20,
             storm_calls: 100,
             storm_latency: Duration::from_millis(20),
+            rates: rate_limits::RateSizes::quick(),
         }
     }
 }
@@ -135,35 +150,27 @@ fn run(args: &[String]) -> Result<()> {
         .and_then(|i| args.get(i + 1))
         .cloned();
     let no_write = args.iter().any(|a| a == "--no-write");
+    // `--only 5` or `--only 1,4`: those figures alone.
+    let only: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|list| list.split(',').map(|f| f.trim().to_owned()).collect());
+    let wanted = |figure: &str| only.as_ref().is_none_or(|f| f.iter().any(|x| x == figure));
     let sizes = if quick { Sizes::quick() } else { Sizes::full() };
     let exe = std::env::current_exe()?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let started = Instant::now();
-    let mut rows = Vec::new();
-    rt.block_on(async {
-        eprintln!("[1/4] latest readings, sequential vs latest_many ...");
-        rows.extend(bulk(&sizes).await?);
-        eprintln!("[2/4] streaming, prefetch and peak RSS ...");
-        rows.extend(streaming(&sizes, &exe).await?);
-        eprintln!("[3/4] wrapper overhead (CPU per call, in a child process) ...");
-        rows.extend(overhead(&sizes, &exe).await?);
-        eprintln!("[4/4] refresh storm ...");
-        rows.extend(storm(&sizes).await?);
-        Ok::<_, BoxError>(())
-    })?;
-    let elapsed = started.elapsed();
-
-    let command = if quick {
-        "cargo run --release -p leapcraft-bench -- --quick".to_owned()
-    } else {
-        "cargo run --release -p leapcraft-bench".to_owned()
-    };
-    let report = report(&sizes, &rows, &command, elapsed);
-    println!("{report}");
-
+    let command = format!(
+        "cargo run --release -p leapcraft-bench{}",
+        if args.is_empty() {
+            String::new()
+        } else {
+            format!(" -- {}", args.join(" "))
+        }
+    );
     let target = match (out, quick || no_write) {
         (Some(path), _) => Some(std::path::PathBuf::from(path)),
         (None, false) => Some(
@@ -173,9 +180,52 @@ fn run(args: &[String]) -> Result<()> {
         ),
         (None, true) => None,
     };
-    if let Some(path) = target {
-        write_report(&path, &report)?;
-        eprintln!("written to {}", path.display());
+
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    rt.block_on(async {
+        if wanted("1") {
+            eprintln!("[1/5] latest readings, sequential vs latest_many ...");
+            rows.extend(bulk(&sizes).await?);
+        }
+        if wanted("2") {
+            eprintln!("[2/5] streaming, prefetch and peak RSS ...");
+            rows.extend(streaming(&sizes, &exe).await?);
+        }
+        if wanted("3") {
+            eprintln!("[3/5] wrapper overhead (CPU per call, in a child process) ...");
+            rows.extend(overhead(&sizes, &exe).await?);
+        }
+        if wanted("4") {
+            eprintln!("[4/5] refresh storm ...");
+            rows.extend(storm(&sizes).await?);
+        }
+        Ok::<_, BoxError>(())
+    })?;
+    if !rows.is_empty() {
+        let report = report(&sizes, &rows, &command, started.elapsed());
+        println!("{report}");
+        // A partial table would hide the figures that did not run.
+        let all = ["1", "2", "3", "4"].iter().all(|f| wanted(f));
+        if let Some(path) = target.as_ref().filter(|_| all) {
+            write_report(path, MAIN, &report)?;
+            eprintln!("figures 1-4 written to {}", path.display());
+        }
+    }
+
+    if wanted("5") {
+        eprintln!("[5/5] rate limits: latest_many against a rate-limited fake ...");
+        let started = Instant::now();
+        let (rows, timeline) = rt.block_on(rate_limits::figure(&sizes))?;
+        let report = format!(
+            "{}\nRate over time in the last run, interval by interval:\n\n{timeline}",
+            report(&sizes, &rows, &command, started.elapsed())
+        );
+        println!("{report}");
+        if let Some(path) = &target {
+            write_report(path, FIGURE_5, &report)?;
+            eprintln!("figure 5 written to {}", path.display());
+        }
     }
     Ok(())
 }
@@ -929,12 +979,12 @@ fn report(s: &Sizes, rows: &[Row], command: &str, elapsed: Duration) -> String {
 }
 
 /// Writes the report between the markers, keeping whatever the file holds outside them.
-fn write_report(path: &std::path::Path, report: &str) -> Result<()> {
-    let block = format!("{BEGIN}\n{report}{END}");
+fn write_report(path: &std::path::Path, (begin, end): (&str, &str), report: &str) -> Result<()> {
+    let block = format!("{begin}\n{report}{end}");
     let text = match std::fs::read_to_string(path) {
-        Ok(old) => match (old.find(BEGIN), old.find(END)) {
+        Ok(old) => match (old.find(begin), old.find(end)) {
             (Some(b), Some(e)) if b < e => {
-                format!("{}{block}{}", &old[..b], &old[e + END.len()..])
+                format!("{}{block}{}", &old[..b], &old[e + end.len()..])
             }
             _ => format!("{old}\n{block}\n"),
         },
