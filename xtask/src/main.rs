@@ -47,9 +47,7 @@ fn regen(check: bool) -> Result<()> {
     let root = workspace_root();
     let spec_text =
         std::fs::read_to_string(root.join(SPEC)).with_context(|| format!("reading {SPEC}"))?;
-    let outputs = [
-        (GENERATED, generate(&spec_text)?),
-    ];
+    let outputs = [(GENERATED, generate(&spec_text)?)];
     for (file, code) in outputs {
         let target = root.join(file);
         if check {
