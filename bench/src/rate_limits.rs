@@ -78,7 +78,7 @@ struct Sample {
     rate: Option<f64>,
 }
 
-async fn run(r: &RateSizes, limiter: RateLimit, changes: &[(Duration, f64)]) -> Result<Run> {
+async fn run(r: &RateSizes, limiter: RateLimit, changes: Vec<(Duration, f64)>) -> Result<Run> {
     let fake = Arc::new(
         FakeServer::builder()
             .devices(r.devices)
@@ -102,7 +102,7 @@ async fn run(r: &RateSizes, limiter: RateLimit, changes: &[(Duration, f64)]) -> 
     let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
     let sampler = {
         let (fake, client, every) = (fake.clone(), client.clone(), r.sample);
-        let mut changes = changes.to_vec().into_iter().peekable();
+        let mut changes = changes.into_iter().peekable();
         let mut limit = r.limit;
         tokio::spawn(async move {
             let sample = |limit| {
@@ -219,9 +219,9 @@ pub async fn figure(s: &Sizes) -> Result<(Vec<Row>, String)> {
     let r = &s.rates;
     let (n, limit) = (r.devices, r.limit);
     let ideal = Duration::from_secs_f64(n as f64 / limit);
-    let off = run(r, RateLimit::Off, &[]).await?;
-    let adaptive = run(r, RateLimit::Adaptive, &[]).await?;
-    let changing = run(r, RateLimit::Adaptive, &r.changes).await?;
+    let off = run(r, RateLimit::Off, Vec::new()).await?;
+    let adaptive = run(r, RateLimit::Adaptive, Vec::new()).await?;
+    let changing = run(r, RateLimit::Adaptive, r.changes.to_vec()).await?;
 
     let setting = format!(
         "latest_many, {n} devices, concurrency {}, {} ms latency, the fake limited to {limit:.0} req/s (burst {limit:.0}, `429` with `Retry-After: 1`)",
