@@ -98,8 +98,8 @@ impl Client {
         }
     }
 
-    /// The generated client, with this client's authentication, retries and timeouts
-    /// applied: for anything this crate does not wrap.
+    /// The generated client, with this client's authentication, retries, pacing and
+    /// timeouts applied: for anything this crate does not wrap.
     ///
     /// Its requests take the same path as this client's own calls (token, retries, timeouts,
     /// body limits). Its errors are the generated client's own: an error response is the
@@ -345,7 +345,8 @@ impl ClientBuilder {
         self
     }
 
-    /// How to wait between attempts (tokio's timer by default).
+    /// How to wait between attempts and for a turn under the rate limit (tokio's timer by
+    /// default).
     pub fn sleep(mut self, sleep: impl Sleep) -> Self {
         self.sleep = Arc::new(sleep);
         self

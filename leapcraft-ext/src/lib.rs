@@ -2,7 +2,8 @@
 //!
 //! [`Client`] wraps the generated [`leapcraft_api`] client with what a long-running service
 //! needs: the API key exchanged for a bearer token lazily and again when the token stops
-//! working (one exchange for all concurrent callers), retries with backoff and `Retry-After`,
+//! working (one exchange for all concurrent callers), retries with backoff and `Retry-After`
+//! within a shared retry budget, a pace learned from the API's `429`s ([`RateLimit`]),
 //! timeouts per attempt and per call, one error type that says what happened, and secrets
 //! that never reach a log line or an error message.
 //!

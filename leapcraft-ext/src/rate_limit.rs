@@ -320,7 +320,7 @@ impl State {
                 return None;
             }
             self.tokens -= 1.0;
-            if rate > self.reported * 1.1 {
+            if matches!(mode, Mode::Adaptive) && rate > self.reported * 1.1 {
                 tracing::debug!(rate = round(rate), "probing a faster pace");
                 self.reported = rate;
             }
@@ -426,6 +426,67 @@ mod tests {
             assert!(state.take(mode, at(now, 60_000), false).is_some());
         }
         assert!(state.take(mode, at(now, 60_000), false).is_none());
+    }
+
+    /// Everything tracing writes.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_429_slows_down_once_per_pace_and_says_so() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        let limiter = RateLimiter::new(&RateLimit::Adaptive).unwrap();
+        let mode = limiter.mode;
+        let (first, second) = {
+            let mut state = limiter.state();
+            let now = state.updated;
+            assert_eq!(state.rate(mode, now), None, "no limit before a 429");
+            let sent: Vec<_> = (0..50)
+                .filter_map(|_| state.take(mode, now, false))
+                .collect();
+            assert_eq!(sent.len(), 50, "nothing waits before a 429");
+            (sent[0], sent[1])
+        };
+        limiter.throttled(first);
+        let rate = limiter.rate().expect("a limit after a 429");
+        assert!((rate - BETA * 50.0).abs() < 1.0, "{rate}");
+        limiter.throttled(second);
+        assert_eq!(
+            limiter.state().epoch,
+            1,
+            "sent before the slow-down: no second one"
+        );
+
+        let mut state = limiter.state();
+        let later = state.updated + Duration::from_secs(3);
+        assert!(state.take(mode, later, false).is_some());
+        drop(state);
+        let text = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+        assert_eq!(
+            text.matches("429 from the API: slowing down").count(),
+            1,
+            "{text}"
+        );
+        assert!(text.contains(" INFO "), "{text}");
+        assert!(text.contains("probing a faster pace"), "{text}");
     }
 
     #[test]
