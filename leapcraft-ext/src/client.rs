@@ -512,6 +512,26 @@ mod tests {
     }
 
     #[test]
+    fn a_fixed_rate_must_be_a_positive_number() {
+        for rate in [0.0, -2.0, f64::NAN, f64::INFINITY] {
+            let built = Client::builder()
+                .api_key("k")
+                .max_requests_per_second(rate)
+                .build();
+            assert!(matches!(built, Err(Error::InvalidInput(_))), "{rate}");
+        }
+        let tiny = Client::builder()
+            .api_key("k")
+            .rate_limit(RateLimit::Fixed {
+                per_second: f64::MIN_POSITIVE,
+                burst: 0,
+            })
+            .build()
+            .unwrap();
+        assert_eq!(tiny.stats().request_rate, Some(f64::MIN_POSITIVE));
+    }
+
+    #[test]
     fn build_requires_a_key() {
         let err = Client::builder().build().unwrap_err();
         assert!(err.to_string().contains("no API key"), "{err}");
