@@ -1,9 +1,12 @@
-//! What can make the CLI fail, and the exit code each failure maps to.
+//! What can make the CLI fail, the exit code each failure maps to, and how a failure is
+//! reported on stderr.
 
 use std::io;
 use std::process::ExitCode;
 
 use leapcraft_ext::Error;
+
+use crate::sanitize::for_terminal;
 
 /// Exit code: anything else went wrong.
 pub const EXIT_FAILURE: u8 = 1;
@@ -13,20 +16,31 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_AUTH: u8 = 3;
 /// Exit code: the device, topology... does not exist (`404`).
 pub const EXIT_NOT_FOUND: u8 = 4;
+/// Exit code: interrupted by Ctrl-C (128 + SIGINT, as shells report it).
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// A failure of the CLI.
 #[derive(Debug)]
 pub enum Failure {
     /// A call of the SDK failed.
     Sdk(Error),
-    /// A call about one device failed (`latest`).
+    /// A call about one device failed.
     Device(String, Error),
+    /// Several devices failed (each already reported on its own line).
+    Devices {
+        /// How many failed.
+        failed: usize,
+        /// How many were asked for.
+        total: usize,
+    },
     /// No API key was given.
     NoKey,
     /// The arguments do not go together.
     Usage(String),
     /// Writing the output failed.
     Io(io::Error),
+    /// Ctrl-C.
+    Interrupted,
     /// Anything else.
     Other(String),
 }
@@ -52,10 +66,17 @@ impl From<serde_json::Error> for Failure {
 fn sdk_code(e: &Error) -> u8 {
     match e {
         Error::Auth(_) => EXIT_AUTH,
-        Error::Api(api) if matches!(api.status.as_u16(), 401 | 403) => EXIT_AUTH,
-        Error::Api(api) if api.status.as_u16() == 404 => EXIT_NOT_FOUND,
-        _ => EXIT_FAILURE,
+        _ => match e.status().map(|s| s.as_u16()) {
+            Some(401 | 403) => EXIT_AUTH,
+            Some(404) => EXIT_NOT_FOUND,
+            _ => EXIT_FAILURE,
+        },
     }
+}
+
+/// Whether `e` says the key or token is not accepted: no other call can succeed either.
+pub fn is_auth(e: &Error) -> bool {
+    sdk_code(e) == EXIT_AUTH
 }
 
 impl Failure {
@@ -65,7 +86,8 @@ impl Failure {
             Self::Sdk(e) | Self::Device(_, e) => sdk_code(e),
             Self::NoKey => EXIT_AUTH,
             Self::Usage(_) => EXIT_USAGE,
-            Self::Io(_) | Self::Other(_) => EXIT_FAILURE,
+            Self::Interrupted => EXIT_INTERRUPTED,
+            Self::Io(_) | Self::Devices { .. } | Self::Other(_) => EXIT_FAILURE,
         })
     }
 
@@ -74,24 +96,31 @@ impl Failure {
         matches!(self, Self::Io(e) if e.kind() == io::ErrorKind::BrokenPipe)
     }
 
-    /// The one-line message for stderr. The SDK's messages never hold the key or a token.
+    /// The message for stderr. The SDK's messages never hold the key or a token.
     pub fn message(&self) -> String {
-        let text = match self {
-            Self::Sdk(Error::Api(api)) if api.status.as_u16() == 404 => {
-                format!("not found: {api}")
-            }
+        match self {
+            Self::Sdk(e) if sdk_code(e) == EXIT_NOT_FOUND => format!("not found: {e}"),
             Self::Sdk(e) => e.to_string(),
             Self::Device(id, e) => format!("{id}: {e}"),
+            Self::Devices { failed, total } => {
+                format!("{failed} of {total} devices failed (listed above)")
+            }
             Self::NoKey => format!(
                 "no API key: pass --api-key, set {}, or try --demo",
                 leapcraft_ext::API_KEY_ENV
             ),
             Self::Usage(m) => m.clone(),
             Self::Io(e) => format!("cannot write the output: {e}"),
+            Self::Interrupted => "interrupted".to_owned(),
             Self::Other(m) => m.clone(),
-        };
-        one_line(&text)
+        }
     }
+}
+
+/// Prints `text` on stderr as one line, `leapcraft: ` first, with what came from the server
+/// unable to act on the terminal.
+pub fn report(text: &str) {
+    eprintln!("leapcraft: {}", for_terminal(&one_line(text)));
 }
 
 /// `text` on one line: line breaks and runs of whitespace become single spaces.
@@ -108,5 +137,6 @@ mod tests {
         assert_eq!(one_line("a\n  b\r\nc "), "a b c");
         assert_eq!(Failure::NoKey.exit_code(), ExitCode::from(3));
         assert!(Failure::NoKey.message().contains("--demo"));
+        assert_eq!(Failure::Interrupted.exit_code(), ExitCode::from(130));
     }
 }

@@ -5,7 +5,8 @@
 //! ```
 //!
 //! Exit codes: 0 success, 2 usage error, 3 authentication failure (or no key), 4 not found,
-//! 1 anything else. Errors are one line on stderr and never hold the key or a token.
+//! 130 interrupted, 1 anything else. Errors are one line on stderr and never hold the key or
+//! a token.
 
 #![deny(missing_docs)]
 
@@ -14,15 +15,23 @@ mod chart;
 mod commands;
 mod error;
 mod output;
+mod progress;
+mod sanitize;
+mod serve;
+mod values;
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use leapcraft_ext::{Client, RetryPolicy};
 
-use crate::args::Cli;
-use crate::error::Failure;
+use crate::args::{ApiCommand, Cli, Command, ConnectionArgs};
+use crate::commands::{
+    completions, devices, export, latest, notifications, telemetry, things, topologies,
+};
+use crate::error::{Failure, report};
+use crate::output::Output;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -32,7 +41,7 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("leapcraft: cannot start the async runtime: {e}");
+            report(&format!("cannot start the async runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -40,43 +49,93 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) if failure.is_broken_pipe() => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("leapcraft: {}", failure.message());
+            report(&failure.message());
             failure.exit_code()
         }
     }
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
-    // With --demo, a fake server lives as long as the command runs.
-    let (demo, base_url, api_key) = if cli.demo {
-        let fake = leapcraft_fake::FakeServer::builder()
-            .start()
-            .await
-            .map_err(|e| Failure::Other(format!("cannot start the demo server: {e}")))?;
-        let (url, key) = (fake.base_url().to_owned(), fake.api_key().to_owned());
-        (Some(fake), Some(url), Some(key))
-    } else {
-        (None, cli.base_url, cli.api_key)
+    let out = Output::new(cli.format, !cli.raw_csv);
+    let command = match cli.command {
+        Command::Completions(args) => return completions::print(args, Cli::command()),
+        Command::Api(command) => command,
     };
-    let api_key = api_key
-        .filter(|k| !k.trim().is_empty())
-        .ok_or(Failure::NoKey)?;
-    let mut builder = Client::builder()
-        .api_key(api_key)
-        .app_name(concat!("leapcraft-cli/", env!("CARGO_PKG_VERSION")))
-        .allow_insecure_http(cli.allow_insecure_http)
-        .retry_policy(
-            RetryPolicy::default()
-                .with_max_attempts(cli.max_attempts)
-                .with_max_retry_after(Duration::from_secs_f64(cli.max_retry_wait)),
-        );
-    if let Some(url) = base_url.filter(|u| !u.trim().is_empty()) {
-        builder = builder.base_url(url.trim());
-    }
-    let client = builder.build()?;
-    let result = commands::run(&client, cli.command, cli.format).await;
-    if let Some(fake) = demo {
-        fake.shutdown().await;
-    }
+    let api = Api::connect(cli.connection).await?;
+    let result = dispatch(&api.client, command, &out).await;
+    api.close().await;
     result
+}
+
+/// Runs a command that calls the API.
+async fn dispatch(client: &Client, command: ApiCommand, out: &Output) -> Result<(), Failure> {
+    match command {
+        ApiCommand::Devices(args) => devices::list(client, args, out).await,
+        ApiCommand::Device(args) => devices::show(client, args, out).await,
+        ApiCommand::Telemetry(args) => telemetry::run(client, args, out).await,
+        ApiCommand::Latest(args) => latest::run(client, args, out).await,
+        ApiCommand::Topologies => topologies::list(client, out).await,
+        ApiCommand::Topology(args) => topologies::show(client, args, out).await,
+        ApiCommand::Notifications(args) => notifications::run(client, args, out).await,
+        ApiCommand::Things(args) => things::list(client, args, out).await,
+        ApiCommand::Export(args) => export::run(client, args, out).await,
+        ApiCommand::Serve(args) => serve::run(client, args).await,
+    }
+}
+
+/// The API a command calls: the one configured, or with `--demo` a fake server started here
+/// for as long as the command runs.
+struct Api {
+    client: Client,
+    #[cfg(feature = "demo")]
+    demo: Option<leapcraft_fake::FakeServer>,
+}
+
+impl Api {
+    async fn connect(settings: ConnectionArgs) -> Result<Self, Failure> {
+        #[cfg(feature = "demo")]
+        let (demo, base_url, api_key) = if settings.demo {
+            // Readings as of now, a new one a minute: current enough for `serve` to show them.
+            let fake = leapcraft_fake::FakeServer::builder()
+                .fresh_readings(true)
+                .live(Duration::from_secs(60))
+                .start()
+                .await
+                .map_err(|e| Failure::Other(format!("cannot start the demo server: {e}")))?;
+            let (url, key) = (fake.base_url().to_owned(), fake.api_key().to_owned());
+            (Some(fake), Some(url), Some(key))
+        } else {
+            (None, settings.base_url, settings.api_key)
+        };
+        #[cfg(not(feature = "demo"))]
+        let (base_url, api_key) = (settings.base_url, settings.api_key);
+
+        let api_key = api_key
+            .filter(|k| !k.trim().is_empty())
+            .ok_or(Failure::NoKey)?;
+        let mut builder = Client::builder()
+            .api_key(api_key)
+            .app_name(concat!("leapcraft-cli/", env!("CARGO_PKG_VERSION")))
+            .allow_insecure_http(settings.allow_insecure_http)
+            .retry_policy(
+                RetryPolicy::default()
+                    .with_max_attempts(settings.max_attempts)
+                    .with_max_retry_after(Duration::from_secs_f64(settings.max_retry_wait)),
+            );
+        if let Some(url) = base_url.filter(|u| !u.trim().is_empty()) {
+            builder = builder.base_url(url.trim());
+        }
+        Ok(Self {
+            client: builder.build()?,
+            #[cfg(feature = "demo")]
+            demo,
+        })
+    }
+
+    async fn close(self) {
+        #[cfg(feature = "demo")]
+        if let Some(fake) = self.demo {
+            fake.shutdown().await;
+        }
+    }
 }

@@ -1,16 +1,30 @@
-//! Printing records as a table, JSON or CSV.
+//! Printing records on stdout as a table, JSON or CSV, with server text made safe for where
+//! it lands (see [`crate::sanitize`]).
 //!
 //! A command turns what it got into a [`Records`]: the JSON of each record exactly as the
 //! SDK serialises it, and the columns and cells for the table and CSV forms.
 
-use std::io::{self, Write};
+use std::borrow::Cow;
+use std::io::{self, IsTerminal, Write};
 
+use clap::ValueEnum;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::{ContentArrangement, Table};
+use comfy_table::{ContentArrangement, Row, Table};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::args::Format;
+use crate::sanitize::{for_spreadsheet, for_terminal, json_for_terminal};
+
+/// How records are printed on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A readable table, as wide as the terminal.
+    Table,
+    /// The records as JSON: an array for lists, an object for one item.
+    Json,
+    /// A header row, then one row per record.
+    Csv,
+}
 
 /// Records ready to print: one item, or a list.
 #[derive(Debug, Clone)]
@@ -53,108 +67,230 @@ impl Records {
         records.single = true;
         Ok(records)
     }
+}
 
-    /// Prints the records on `out` in `format`.
-    pub fn print(&self, format: Format, out: &mut impl Write) -> io::Result<()> {
-        match format {
+/// Where and how records are printed: the format, and what the text must be kept from.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// The format.
+    pub format: Format,
+    /// Whether CSV cells a spreadsheet would run as formulas get a leading `'`.
+    pub neutralise_formulas: bool,
+    /// Whether stdout is a terminal: CSV then shows control characters escaped too.
+    terminal: bool,
+    /// The width tables must fit: `$COLUMNS` if set, else the terminal's (looked up by
+    /// comfy-table when stdout is a terminal).
+    width: Option<u16>,
+}
+
+impl Output {
+    /// Output on stdout.
+    pub fn new(format: Format, neutralise_formulas: bool) -> Self {
+        Self {
+            format,
+            neutralise_formulas,
+            terminal: io::stdout().is_terminal(),
+            width: std::env::var("COLUMNS")
+                .ok()
+                .and_then(|c| c.trim().parse().ok())
+                .filter(|&w| w > 0),
+        }
+    }
+
+    /// Prints `records` on stdout.
+    pub fn print(&self, records: &Records) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        self.write(records, &mut out)?;
+        out.flush()
+    }
+
+    /// Writes `records` to `out`.
+    pub fn write(&self, records: &Records, out: &mut impl Write) -> io::Result<()> {
+        match self.format {
             Format::Json => {
-                let value = if self.single {
-                    self.json.first().cloned().unwrap_or(Value::Null)
+                let value = if records.single {
+                    records.json.first().cloned().unwrap_or(Value::Null)
                 } else {
-                    Value::Array(self.json.clone())
+                    Value::Array(records.json.clone())
                 };
-                serde_json::to_writer_pretty(&mut *out, &value)?;
-                writeln!(out)
+                writeln!(out, "{}", json_text(&value, true)?)
             }
             Format::Csv => {
                 let mut writer = csv::Writer::from_writer(&mut *out);
-                writer.write_record(&self.columns)?;
-                for row in &self.rows {
-                    writer.write_record(row)?;
+                writer.write_record(records.columns.iter().map(|c| self.csv_cell(c)))?;
+                for row in &records.rows {
+                    writer.write_record(row.iter().map(|c| self.csv_cell(c)))?;
                 }
                 writer.flush()
             }
-            Format::Table if self.single => {
-                let mut table = new_table();
-                table.set_header(["field", "value"]);
-                if let Some(row) = self.rows.first() {
-                    for (column, cell) in self.columns.iter().zip(row) {
-                        table.add_row([column.as_str(), cell.as_str()]);
-                    }
-                }
+            Format::Table if records.single => {
+                let rows = records.rows.first().map(|row| {
+                    records
+                        .columns
+                        .iter()
+                        .zip(row)
+                        .map(|(column, cell)| vec![column.clone(), cell.clone()])
+                        .collect::<Vec<_>>()
+                });
+                let (table, _) =
+                    self.table(&["field".into(), "value".into()], &rows.unwrap_or_default());
                 writeln!(out, "{table}")
             }
-            Format::Table if self.rows.is_empty() => writeln!(out, "(none)"),
+            Format::Table if records.rows.is_empty() => writeln!(out, "(none)"),
             Format::Table => {
-                let mut table = new_table();
-                table.set_header(&self.columns);
-                for row in &self.rows {
-                    table.add_row(row);
-                }
+                let (table, note) = self.table(&records.columns, &records.rows);
                 writeln!(out, "{table}")?;
+                if let Some(note) = note {
+                    writeln!(out, "{note}")?;
+                }
                 writeln!(
                     out,
                     "{} record{}",
-                    self.rows.len(),
-                    if self.rows.len() == 1 { "" } else { "s" }
+                    records.rows.len(),
+                    if records.rows.len() == 1 { "" } else { "s" }
                 )
             }
         }
     }
-}
 
-fn new_table() -> Table {
-    let mut table = Table::new();
-    table
-        .load_style(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic);
-    table
-}
+    /// A CSV cell: formulas neutralised unless turned off; on a terminal, controls escaped.
+    fn csv_cell(&self, cell: &str) -> String {
+        let cell = if self.neutralise_formulas {
+            for_spreadsheet(cell)
+        } else {
+            Cow::Borrowed(cell)
+        };
+        if self.terminal {
+            for_terminal(&cell).into_owned()
+        } else {
+            cell.into_owned()
+        }
+    }
 
-/// Prints records one at a time, as they arrive (`notifications --follow`): JSON as one
-/// object per line, CSV with its header first, tables as one line per record.
-pub struct Streamer<W: Write> {
-    format: Format,
-    out: W,
-    header_written: bool,
-}
+    /// A table of the cells, controls escaped, one line per row: what does not fit the width
+    /// is cut with an ellipsis, and columns that would be narrower than [`MIN_COLUMN`] are
+    /// left out (the note says how many).
+    fn table(&self, header: &[String], rows: &[Vec<String>]) -> (Table, Option<String>) {
+        let escaped = |cells: &[String]| -> Vec<String> {
+            cells.iter().map(|c| for_terminal(c).into_owned()).collect()
+        };
+        let header = escaped(header);
+        let rows: Vec<Vec<String>> = rows.iter().map(|r| escaped(r)).collect();
+        let mut table = Table::new();
+        table
+            .load_style(UTF8_FULL_CONDENSED)
+            .set_content_arrangement(ContentArrangement::Dynamic)
+            .set_truncation_indicator("…");
+        if let Some(width) = self.width {
+            table.set_width(width);
+        }
+        let shown = match table.width() {
+            Some(width) => columns_that_fit(&header, &rows, usize::from(width)),
+            None => header.len(),
+        };
+        let line = |cells: &[String]| {
+            let mut row = Row::from(cells.iter().take(shown));
+            row.max_height(1);
+            row
+        };
+        table.set_header(line(&header));
+        for row in &rows {
+            table.add_row(line(row));
+        }
+        let left_out = header.len() - shown;
+        let note = (left_out > 0).then(|| {
+            format!(
+                "{left_out} more column{} not shown: {}",
+                if left_out == 1 { "" } else { "s" },
+                "--format json or csv has them all"
+            )
+        });
+        (table, note)
+    }
 
-impl<W: Write> Streamer<W> {
-    /// A streamer writing to `out`.
-    pub fn new(format: Format, out: W) -> Self {
-        Self {
-            format,
+    /// A printer of records one at a time, as they arrive.
+    pub fn streamer<W: Write>(&self, out: W) -> Streamer<'_, W> {
+        Streamer {
+            output: self,
             out,
             header_written: false,
         }
     }
+}
 
+/// Columns narrower than this many characters are not worth showing.
+const MIN_COLUMN: usize = 8;
+
+/// How many of the first columns fit `width`, each as wide as its content up to
+/// [`MIN_COLUMN`], with its borders and padding; at least one.
+fn columns_that_fit(header: &[String], rows: &[Vec<String>], width: usize) -> usize {
+    let mut used = 1;
+    for (i, name) in header.iter().enumerate() {
+        let content = rows
+            .iter()
+            .filter_map(|row| row.get(i))
+            .chain([name])
+            .map(|cell| cell.chars().count())
+            .max()
+            .unwrap_or(0);
+        used += content.clamp(1, MIN_COLUMN) + 3;
+        if used > width && i > 0 {
+            return i;
+        }
+    }
+    header.len()
+}
+
+/// JSON text of `value`, with the controls serde_json leaves raw escaped too.
+fn json_text(value: &Value, pretty: bool) -> io::Result<String> {
+    let text = if pretty {
+        serde_json::to_string_pretty(value)
+    } else {
+        serde_json::to_string(value)
+    }?;
+    Ok(json_for_terminal(text))
+}
+
+/// Prints records one at a time, as they arrive (`notifications --follow`): JSON as one
+/// object per line, CSV with its header first, tables as one line per record.
+pub struct Streamer<'a, W: Write> {
+    output: &'a Output,
+    out: W,
+    header_written: bool,
+}
+
+impl<W: Write> Streamer<'_, W> {
     /// Prints the records of `records` (a list of one or more) and flushes.
     pub fn push(&mut self, records: &Records) -> io::Result<()> {
-        match self.format {
+        match self.output.format {
             Format::Json => {
                 for value in &records.json {
-                    serde_json::to_writer(&mut self.out, value)?;
-                    writeln!(self.out)?;
+                    writeln!(self.out, "{}", json_text(value, false)?)?;
                 }
             }
             Format::Csv => {
                 let mut writer = csv::Writer::from_writer(&mut self.out);
                 if !self.header_written {
-                    writer.write_record(&records.columns)?;
+                    writer.write_record(records.columns.iter().map(|c| self.output.csv_cell(c)))?;
                 }
                 for row in &records.rows {
-                    writer.write_record(row)?;
+                    writer.write_record(row.iter().map(|c| self.output.csv_cell(c)))?;
                 }
                 writer.flush()?;
             }
             Format::Table => {
                 for row in &records.rows {
-                    writeln!(self.out, "{}", row.join("  "))?;
+                    let cells: Vec<Cow<'_, str>> = row.iter().map(|c| for_terminal(c)).collect();
+                    writeln!(self.out, "{}", cells.join("  "))?;
                 }
             }
         }
         self.header_written = true;
+        self.out.flush()
+    }
+
+    /// Flushes what was printed.
+    pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
 }
@@ -190,26 +326,60 @@ mod tests {
         n: i32,
     }
 
-    fn sample() -> Records {
-        let items = [Thing { name: "a,b", n: 1 }, Thing { name: "c", n: 2 }];
+    fn sample(name: &'static str) -> Records {
+        let items = [Thing { name, n: 1 }, Thing { name: "c", n: -2 }];
         Records::list(&items, &["name", "n"], |t| {
             vec![t.name.into(), t.n.to_string()]
         })
         .unwrap()
     }
 
+    fn output(format: Format) -> Output {
+        Output {
+            format,
+            neutralise_formulas: true,
+            terminal: false,
+            width: None,
+        }
+    }
+
+    fn written(output: &Output, records: &Records) -> String {
+        let mut out = Vec::new();
+        output.write(records, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
     #[test]
     fn formats() {
-        let mut out = Vec::new();
-        sample().print(Format::Csv, &mut out).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), "name,n\n\"a,b\",1\nc,2\n");
-        let mut out = Vec::new();
-        sample().print(Format::Json, &mut out).unwrap();
-        let v: Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(v[1]["n"], 2);
-        let mut out = Vec::new();
-        sample().print(Format::Table, &mut out).unwrap();
-        assert!(String::from_utf8(out).unwrap().contains("a,b"));
+        let csv = written(&output(Format::Csv), &sample("a,b"));
+        assert_eq!(csv, "name,n\n\"a,b\",1\nc,-2\n");
+        let json: Value =
+            serde_json::from_str(&written(&output(Format::Json), &sample("a"))).unwrap();
+        assert_eq!(json[1]["n"], -2);
+        assert!(written(&output(Format::Table), &sample("a,b")).contains("a,b"));
+    }
+
+    #[test]
+    fn csv_on_a_terminal_shows_controls_escaped() {
+        let mut on_terminal = output(Format::Csv);
+        on_terminal.terminal = true;
+        let csv = written(&on_terminal, &sample("=x\u{1b}[2J"));
+        assert!(csv.contains("'=x\\u{1b}[2J"), "{csv}");
+        let mut raw = output(Format::Csv);
+        raw.neutralise_formulas = false;
+        assert!(written(&raw, &sample("=x\u{1b}")).contains("=x\u{1b}"));
+    }
+
+    #[test]
+    fn tables_fit_the_width() {
+        let mut narrow = output(Format::Table);
+        narrow.width = Some(30);
+        let long: &'static str = "a very long name that does not fit in thirty columns";
+        let table = written(&narrow, &sample(long));
+        for line in table.lines() {
+            assert!(line.chars().count() <= 30, "{line:?} in\n{table}");
+        }
+        assert!(table.contains('…'), "{table}");
     }
 
     #[test]

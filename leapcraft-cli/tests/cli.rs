@@ -1,89 +1,13 @@
 //! `leapcraft` end to end, against a fake server started in-process by each test.
 
+mod support;
+
 use std::collections::HashSet;
 
-use assert_cmd::Command;
 use leapcraft_fake::{FakeServer, FaultKind};
 use predicates::prelude::*;
 use serde_json::Value;
-
-/// The binary, with a clean environment and pointed at `fake`.
-fn leapcraft(fake: &FakeServer) -> Command {
-    let mut cmd = bare();
-    cmd.args(["--base-url", fake.base_url(), "--api-key", fake.api_key()]);
-    cmd
-}
-
-/// The binary, with no key nor base URL in its environment.
-fn bare() -> Command {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("leapcraft"));
-    cmd.env_remove("LEAPCRAFT_API_KEY")
-        .env_remove("LEAPCRAFT_BASE_URL")
-        .timeout(std::time::Duration::from_secs(120));
-    cmd
-}
-
-fn stdout_of(cmd: &mut Command) -> String {
-    let out = cmd.assert().success().get_output().clone();
-    assert!(
-        out.stderr.is_empty(),
-        "nothing on stderr when it is not a terminal: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8 output")
-}
-
-fn json(cmd: &mut Command) -> Value {
-    let out = stdout_of(cmd.args(["--format", "json"]));
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
-}
-
-fn json_list(cmd: &mut Command) -> Vec<Value> {
-    match json(cmd) {
-        Value::Array(items) => items,
-        other => panic!("expected an array, got {other}"),
-    }
-}
-
-/// The CSV output: header, then rows (each checked to have as many cells as the header).
-fn csv(cmd: &mut Command) -> (Vec<String>, Vec<Vec<String>>) {
-    let out = stdout_of(cmd.args(["--format", "csv"]));
-    let mut reader = csv::Reader::from_reader(out.as_bytes());
-    let header: Vec<String> = reader
-        .headers()
-        .unwrap()
-        .iter()
-        .map(str::to_owned)
-        .collect();
-    let rows: Vec<Vec<String>> = reader
-        .records()
-        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
-        .collect();
-    for row in &rows {
-        assert_eq!(row.len(), header.len(), "{out}");
-    }
-    (header, rows)
-}
-
-fn table(cmd: &mut Command) -> String {
-    let out = stdout_of(cmd);
-    assert!(!out.trim().is_empty());
-    out
-}
-
-fn ids(items: &[Value], key: &str) -> Vec<String> {
-    items
-        .iter()
-        .map(|i| i[key].as_str().expect("an id").to_owned())
-        .collect()
-}
-
-async fn fake() -> FakeServer {
-    FakeServer::builder()
-        .start()
-        .await
-        .expect("the fake starts")
-}
+use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devices_in_every_format() {
@@ -542,4 +466,78 @@ async fn every_device_exactly_once_despite_faults_and_expiring_tokens() {
     for kind in FaultKind::ALL {
         assert!(seen.faults.get(kind) > 0, "no {kind:?} injected: {seen:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_all_lists_with_large_pages_and_prefetch() {
+    // Some latency, so that the prefetched page is surely in flight with the first.
+    let fake = FakeServer::builder()
+        .devices(1_000)
+        .latency(std::time::Duration::from_millis(200))
+        .start()
+        .await
+        .unwrap();
+    let devices = json_list(leapcraft(&fake).args(["devices", "--all"]));
+    assert_eq!(devices.len(), 1_000);
+    let seen = fake.counters();
+    assert!(
+        seen.requests.list_devices <= 3,
+        "a page of 1,000, the empty page that ends the list, at most one asked for ahead: \
+         {seen:?}"
+    );
+    assert_eq!(
+        seen.peak_in_flight.list_devices, 2,
+        "the next page is requested while one is read: {seen:?}"
+    );
+}
+
+#[test]
+fn completions_for_every_shell_without_a_key() {
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef leapcraft"),
+        ("fish", "complete -c leapcraft"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let script = stdout_of(bare().args(["completions", shell]));
+        assert!(script.contains(marker), "{shell}: {script}");
+        for subcommand in ["devices", "latest", "export", "completions"] {
+            assert!(
+                script.contains(subcommand),
+                "{shell} completes {subcommand}"
+            );
+        }
+    }
+    bare().args(["completions", "tcsh"]).assert().code(2);
+}
+
+#[test]
+fn the_demo_and_its_server_are_a_default_feature() {
+    let tree = |features: &[&str]| {
+        let out = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["tree", "--offline", "--locked", "-p", "leapcraft-cli"])
+            .args(["--edges", "normal", "--prefix", "none"])
+            .args(features)
+            .output()
+            .expect("cargo tree runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let server_side = |tree: &str| {
+        tree.lines()
+            // axum stays: `serve` is an HTTP server.
+            .filter(|l| l.starts_with("leapcraft-fake "))
+            .count()
+    };
+    assert!(server_side(&tree(&[])) > 0, "the default build has --demo");
+    assert_eq!(
+        server_side(&tree(&["--no-default-features"])),
+        0,
+        "a lean build carries no fake API"
+    );
 }

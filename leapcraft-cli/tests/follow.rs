@@ -1,82 +1,188 @@
-//! `leapcraft notifications --follow`: new notifications are printed as they appear, and
-//! Ctrl-C (SIGINT) ends the command cleanly.
+//! `leapcraft notifications --follow`: new notifications are printed as they appear, once
+//! each, even while the list grows under the pages; failures are reported once per streak;
+//! a refused key ends it with exit 3; Ctrl-C (SIGINT) ends it cleanly.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod support;
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::Child;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use leapcraft_fake::FakeServer;
+use leapcraft_fake::{FakeServer, FaultKind};
+use predicates::prelude::*;
 use serde_json::Value;
+use support::*;
+
+/// A running `notifications --follow`, its stdout read line by line.
+struct Follower {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Follower {
+    fn start(fake: &FakeServer, args: &[&str]) -> Self {
+        let mut all = vec!["notifications", "--follow", "--interval", "1"];
+        all.extend_from_slice(args);
+        let mut child = spawn_at(fake.base_url(), fake.api_key(), &all);
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                if tx.send(line.unwrap()).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// The next line printed, within a minute.
+    fn next_line(&self) -> String {
+        self.lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a line within a minute")
+    }
+
+    /// Pushes notifications (one each time nothing is printed for a while) until a line is
+    /// printed: the first poll only learns what exists, so this waits for a later one.
+    fn push_until_printed(&self, fake: &FakeServer, message: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            assert!(Instant::now() < deadline, "nothing printed");
+            fake.push_notification("C4:FE:50:48:68:C5", "thresholdAlert", message);
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(500)) {
+                return line;
+            }
+        }
+    }
+
+    /// Ctrl-C; the exit status and what was printed on stderr.
+    fn stop(mut self) -> (std::process::ExitStatus, String) {
+        interrupt(&self.child);
+        let mut stderr = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        (self.child.wait().unwrap(), stderr)
+    }
+}
+
+fn id_of(line: &str) -> i64 {
+    let n: Value = serde_json::from_str(line).expect("one JSON object per line");
+    n["id"].as_i64().unwrap()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follow_prints_new_notifications_until_interrupted() {
-    let fake = FakeServer::builder().start().await.unwrap();
+    let fake = fake().await;
     let existing = fake.notifications().len();
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin!("leapcraft"))
-        .env_remove("LEAPCRAFT_API_KEY")
-        .env_remove("LEAPCRAFT_BASE_URL")
-        .args(["--base-url", fake.base_url(), "--api-key", fake.api_key()])
-        .args([
-            "--format",
-            "json",
-            "notifications",
-            "--follow",
-            "--interval",
-            "0.05",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (lines_tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if lines_tx.send(line.unwrap()).is_err() {
-                break;
-            }
-        }
-    });
-
-    // The first poll only learns what exists: push until the command reports one. Each wait
-    // is a receive with a timeout, which returns as soon as a line is printed.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut pushed = Vec::new();
-    let first = loop {
-        assert!(
-            Instant::now() < deadline,
-            "nothing printed; pushed {pushed:?}"
-        );
-        pushed.push(
-            fake.push_notification("C4:FE:50:48:68:C5", "thresholdAlert", "CO2 above 1200 ppm")
-                .id,
-        );
-        if let Ok(line) = lines.recv_timeout(Duration::from_millis(250)) {
-            break line;
-        }
-    };
-    let first: Value = serde_json::from_str(&first).expect("one JSON object per line");
-    let id = first["id"].as_i64().unwrap();
-    assert!(pushed.contains(&id), "{id} was pushed: {pushed:?}");
+    let follower = Follower::start(&fake, &["--format", "json"]);
+    let first = follower.push_until_printed(&fake, "CO2 above 1200 ppm");
+    let n: Value = serde_json::from_str(&first).unwrap();
     assert!(
-        id > existing as i64,
+        n["id"].as_i64().unwrap() > existing as i64,
         "the notifications that existed are not printed"
     );
-    assert_eq!(first["message"], "CO2 above 1200 ppm");
-    assert_eq!(first["category"], "thresholdAlert");
+    assert_eq!(n["message"], "CO2 above 1200 ppm");
+    assert_eq!(n["category"], "thresholdAlert");
 
-    // Ctrl-C.
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
+    let (status, stderr) = follower.stop();
+    assert!(status.success(), "Ctrl-C exits 0: {status:?}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_merges_by_id_while_the_list_grows_between_pages() {
+    // Every request raises a notification first: a poll that reads two pages sees the list
+    // shifted by one between them.
+    let fake = FakeServer::builder()
+        .notification_per_list_request(true)
+        .start()
+        .await
         .unwrap();
+    let follower = Follower::start(&fake, &["--format", "json"]);
+    let mut printed = vec![id_of(&follower.next_line())];
+    // More than a page at once: the next poll reads two pages.
+    let pushed: Vec<i64> = (0..60)
+        .map(|_| fake.push_generated_notification().id)
+        .collect();
+    while printed.last() < pushed.last() {
+        printed.push(id_of(&follower.next_line()));
+    }
+    let (status, stderr) = follower.stop();
     assert!(status.success());
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "{output:?}");
-    assert!(
-        output.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    assert!(stderr.is_empty(), "no poll failed: {stderr}");
+    let expected: Vec<i64> = (printed[0]..=*printed.last().unwrap()).collect();
+    assert_eq!(printed, expected, "each once, in order, none lost");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streak_of_failed_polls_is_reported_once() {
+    let fake = fake().await;
+    let follower = Follower::start(&fake, &["--format", "json", "--max-attempts", "1"]);
+    follower.push_until_printed(&fake, "before");
+    fake.inject_faults(FaultKind::ServiceUnavailable, 2);
+    let after = fake.push_notification("C4:FE:50:48:68:C5", "thresholdAlert", "after");
+    // Following goes on: the notification pushed meanwhile is printed (after any other
+    // pushed before the failures).
+    loop {
+        let line = follower.next_line();
+        if id_of(&line) == after.id {
+            break;
+        }
+        assert!(line.contains("before"), "{line}");
+    }
+    let (status, stderr) = follower.stop();
+    assert!(status.success());
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "one report for two failed polls: {stderr}"
     );
+    assert!(stderr.contains("503"), "{stderr}");
+    assert_eq!(fake.counters().faults.get(FaultKind::ServiceUnavailable), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_key_ends_following_with_exit_3() {
+    let fake = fake().await;
+    leapcraft_at(fake.base_url(), "sk-live-revoked")
+        .timeout(Duration::from_secs(60))
+        .args(["notifications", "--follow", "--interval", "1"])
+        .assert()
+        .code(3)
+        .stdout("")
+        .stderr(predicate::str::contains("authentication failed"));
+}
+
+#[test]
+fn the_interval_has_a_minimum() {
+    bare()
+        .args(["notifications", "--follow", "--interval", "0.05"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("from 1 to 86400"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followed_lines_are_safe_on_a_terminal_and_in_a_spreadsheet() {
+    let fake = fake().await;
+    let hostile = "=HYPERLINK(\"http://evil.example\")\u{1b}]52;c;eA==\u{7}\u{1b}[2J\r";
+    let table = Follower::start(&fake, &[]);
+    let line = table.push_until_printed(&fake, hostile);
+    assert_terminal_safe("table line", line.as_bytes());
+    assert!(line.contains("\\u{1b}]52"), "{line}");
+    table.stop();
+
+    let csv = Follower::start(&fake, &["--format", "csv"]);
+    let header = csv.next_line();
+    assert!(header.starts_with("id,"), "{header}");
+    let row = csv.push_until_printed(&fake, hostile);
+    csv.stop();
+    let (_, rows) = parse_csv(&format!("{header}\n{row}\n"));
+    assert!(rows[0][4].starts_with("'="), "neutralised: {row}");
 }

@@ -53,6 +53,9 @@ pub struct DatasetConfig {
     pub things: usize,
     /// Number of notifications present at start.
     pub notifications: usize,
+    /// When the latest readings were taken at tick 0, in Unix seconds (each device's up to
+    /// four minutes earlier). Default [`LATEST_EPOCH_SECS`], as in the docs' sample.
+    pub latest_epoch: i64,
 }
 
 impl Default for DatasetConfig {
@@ -63,6 +66,7 @@ impl Default for DatasetConfig {
             devices_per_gateway: 8,
             things: 14,
             notifications: 75,
+            latest_epoch: LATEST_EPOCH_SECS,
         }
     }
 }
@@ -646,7 +650,7 @@ impl Dataset {
             self.cfg.notifications
         };
         let start = 1_609_459_200i64; // 2021-01-01T00:00:00Z
-        let span = LATEST_EPOCH_SECS - 3_600 - start;
+        let span = (self.cfg.latest_epoch - 3_600 - start).max(0);
         let step = span / (n.max(1) as i64);
         (0..n)
             .map(|j| {
@@ -738,7 +742,7 @@ impl Dataset {
     /// [`READING_INTERVAL_SECS`] later, with new values).
     pub fn latest(&self, i: usize, tick: u64) -> Reading {
         let jitter = (hash(self.cfg.seed, TAG_LATEST, i as u64, u64::MAX) % 240) as i64;
-        let ts = LATEST_EPOCH_SECS + tick as i64 * READING_INTERVAL_SECS - jitter;
+        let ts = self.cfg.latest_epoch + tick as i64 * READING_INTERVAL_SECS - jitter;
         let mut r = SplitMix::for_entity(self.cfg.seed, TAG_LATEST, i as u64, tick);
         let [t, h, c, p] = self.baseline(i);
         let vals = [

@@ -77,6 +77,9 @@ struct Args {
     /// Every this many seconds, new latest readings and a new notification appear (0: never).
     #[arg(long, default_value_t = 0)]
     live_secs: u64,
+    /// Stamp the latest readings from now instead of the docs' fixed 2026-03-29T15:24:05Z.
+    #[arg(long)]
+    fresh_readings: bool,
 }
 
 #[tokio::main]
@@ -98,6 +101,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .fault_rate(args.fault_rate)
         .fault_kinds(args.faults)
         .fault_token_exchange(args.fault_token_exchange)
+        .fresh_readings(args.fresh_readings)
         .latency(Duration::from_millis(args.latency_ms));
     if let Some(rate) = args.rate_limit {
         let mut limit = RateLimit::per_second(rate).with_retry_after(args.retry_after);

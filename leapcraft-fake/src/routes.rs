@@ -36,7 +36,7 @@ use tokio::sync::Notify;
 
 use crate::auth::TokenStore;
 use crate::counters::{Counters, Operation};
-use crate::dataset::{Dataset, LATEST_EPOCH_SECS, Notification, READING_INTERVAL_SECS, Resolution};
+use crate::dataset::{Dataset, Notification, READING_INTERVAL_SECS, Resolution};
 use crate::faults::{FaultInjector, FaultKind};
 use crate::rate_limit::{Limiter, RetryAfter};
 use crate::timefmt::{from_unix, parse_timestamp, seconds_z};
@@ -68,6 +68,8 @@ pub(crate) struct AppState {
     pub(crate) notifications: RwLock<Vec<Notification>>,
     pub(crate) pushed: AtomicU64,
     pub(crate) notification_limit: NotificationLimitPolicy,
+    /// Whether each `GET /notifications` raises a notification before it is answered.
+    pub(crate) notification_per_list: bool,
     /// The last requests, when recording is on (capacity > 0).
     pub(crate) log: Mutex<VecDeque<RecordedRequest>>,
     pub(crate) log_capacity: usize,
@@ -137,8 +139,8 @@ impl AppState {
         let last_secs = last
             .and_then(|n| parse_timestamp(&n.created_at))
             .map_or(0, |t| t.timestamp());
-        let now =
-            LATEST_EPOCH_SECS + self.tick.load(Ordering::Relaxed) as i64 * READING_INTERVAL_SECS;
+        let now = self.dataset.config().latest_epoch
+            + self.tick.load(Ordering::Relaxed) as i64 * READING_INTERVAL_SECS;
         let n = Notification {
             id,
             physical_id,
@@ -149,6 +151,13 @@ impl AppState {
         list.push(n.clone());
         self.pushed.fetch_add(1, Ordering::Relaxed);
         n
+    }
+
+    /// Raises the next of the dataset's plausible notifications.
+    pub(crate) fn push_generated_notification(&self) -> Notification {
+        let n = self.pushed.load(Ordering::Relaxed);
+        let (id, category, message) = self.dataset.generated_notification(n);
+        self.push_notification(Some(id), category, message)
     }
 }
 
@@ -578,6 +587,9 @@ async fn list_notifications(
         return Err(ApiError::bad_request(format!(
             "`offset` must be at least 0, got {offset}"
         )));
+    }
+    if st.notification_per_list {
+        st.push_generated_notification();
     }
     let device = q.str("physical_id");
     let list = st.notifications.read().unwrap_or_else(|e| e.into_inner());

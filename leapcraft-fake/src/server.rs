@@ -64,7 +64,9 @@ pub struct FakeServerBuilder {
     host: IpAddr,
     port: u16,
     notification_limit: NotificationLimitPolicy,
+    notification_per_list: bool,
     live: Option<Duration>,
+    fresh_readings: bool,
     record: usize,
 }
 
@@ -84,7 +86,9 @@ impl Default for FakeServerBuilder {
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 0,
             notification_limit: NotificationLimitPolicy::Reject,
+            notification_per_list: false,
             live: None,
+            fresh_readings: false,
             record: 0,
         }
     }
@@ -189,11 +193,28 @@ impl FakeServerBuilder {
         self
     }
 
+    /// Makes each `GET /notifications` raise a new notification before it is answered, as on
+    /// a busy account: the list grows between two page requests of a client paging through it
+    /// (default: off).
+    pub fn notification_per_list_request(mut self, yes: bool) -> Self {
+        self.notification_per_list = yes;
+        self
+    }
+
     /// Makes the fake live: every `every`, each device gets a new latest reading and a new
     /// notification is raised (default: off; use [`FakeServer::advance_readings`] and
     /// [`FakeServer::push_notification`] in tests instead).
     pub fn live(mut self, every: Duration) -> Self {
         self.live = Some(every);
+        self
+    }
+
+    /// Stamps the latest readings (and new notifications) from the moment the server starts,
+    /// instead of the docs' fixed `2026-03-29T15:24:05Z` (default: off), so that they are
+    /// current for a consumer that hides old readings, such as an exporter. With
+    /// [`live`](Self::live) every minute, they stay current.
+    pub fn fresh_readings(mut self, yes: bool) -> Self {
+        self.fresh_readings = yes;
         self
     }
 
@@ -219,6 +240,9 @@ impl FakeServerBuilder {
             limit.check().map_err(Error::Config)?;
         }
         let mut dataset = self.dataset.clone();
+        if self.fresh_readings {
+            dataset.latest_epoch = chrono::Utc::now().timestamp();
+        }
         dataset.notifications = self
             .notifications
             .unwrap_or_else(|| dataset.devices.saturating_mul(3).min(10_000));
@@ -244,6 +268,7 @@ impl FakeServerBuilder {
             tick: AtomicU64::new(0),
             pushed: AtomicU64::new(0),
             notification_limit: self.notification_limit,
+            notification_per_list: self.notification_per_list,
             log: Mutex::new(VecDeque::new()),
             log_capacity: self.record,
         });
@@ -336,9 +361,7 @@ async fn live(
         tokio::select! {
             _ = interval.tick() => {
                 state.tick.fetch_add(1, Ordering::Relaxed);
-                let n = state.pushed.load(Ordering::Relaxed);
-                let (id, category, message) = state.dataset.generated_notification(n);
-                state.push_notification(Some(id), category, message);
+                state.push_generated_notification();
             }
             _ = shutdown.changed() => break,
         }
@@ -447,9 +470,7 @@ impl FakeServer {
 
     /// Raises a plausible notification for a device of the dataset.
     pub fn push_generated_notification(&self) -> Notification {
-        let n = self.state.pushed.load(Ordering::Relaxed);
-        let (id, category, message) = self.state.dataset.generated_notification(n);
-        self.state.push_notification(Some(id), category, message)
+        self.state.push_generated_notification()
     }
 
     /// Every notification, oldest first.

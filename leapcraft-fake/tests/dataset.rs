@@ -237,6 +237,29 @@ async fn new_readings_and_notifications_appear_on_demand() {
 }
 
 #[tokio::test]
+async fn fresh_readings_are_stamped_from_the_start() {
+    let started = chrono::Utc::now().timestamp();
+    let fake = FakeServer::builder()
+        .fresh_readings(true)
+        .start()
+        .await
+        .unwrap();
+    let t = token(&fake).await;
+    let id = fake.dataset().physical_id(3);
+    let reading = get_json(&fake, &t, &format!("/telemetry/{id}?type=latest")).await;
+    let stamped = chrono::DateTime::parse_from_rfc3339(reading["timestamp"].as_str().unwrap())
+        .unwrap()
+        .timestamp();
+    // Each device's reading is up to four minutes older than the start.
+    assert!(
+        (started - 240..=started + 60).contains(&stamped),
+        "{stamped} vs start {started}"
+    );
+    let pushed = fake.push_generated_notification();
+    assert!(pushed.created_at.as_str() >= reading["timestamp"].as_str().unwrap());
+}
+
+#[tokio::test]
 async fn unknown_routes_are_json_404() {
     let fake = FakeServer::start_default().await.unwrap();
     let t = token(&fake).await;

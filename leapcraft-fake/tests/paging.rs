@@ -182,3 +182,23 @@ async fn things_limit() {
     get_error(&fake, &t, "/things?limit=0", 400).await;
     get_error(&fake, &t, "/things?limit=abc", 400).await;
 }
+
+#[tokio::test]
+async fn notification_per_list_request_shifts_the_list_between_pages() {
+    let fake = FakeServer::builder()
+        .notifications(60)
+        .notification_per_list_request(true)
+        .start()
+        .await
+        .unwrap();
+    let t = token(&fake).await;
+    let first = get_json(&fake, &t, "/notifications?limit=50&offset=0").await;
+    let second = get_json(&fake, &t, "/notifications?limit=50&offset=50").await;
+    let id = |v: &serde_json::Value, i: usize| v[i]["id"].as_i64().unwrap();
+    assert_eq!(fake.notifications().len(), 62, "one raised per request");
+    assert_eq!(
+        id(&second, 0),
+        id(&first, 49),
+        "the newest raised one pushed the last item of page 1 onto page 2"
+    );
+}

@@ -60,7 +60,7 @@ pub struct Operation<'a> {
     pub value: &'a Value,
 }
 
-/// Every operation of the spec, in document order.
+/// Every operation of the spec, by path, then in the order of [`METHODS`].
 pub fn operations(spec: &Value) -> Vec<Operation<'_>> {
     let paths = spec["paths"].as_object().expect("the spec has paths");
     let mut ops = Vec::new();

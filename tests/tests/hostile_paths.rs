@@ -5,8 +5,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use httpmock::prelude::*;
+use httpmock::MockServer;
 use leapcraft_api::{Client, Hooks, types};
+use leapcraft_httpmock::MockServerExt;
 use serde_json::json;
 
 /// Raw request targets (path and query, undecoded) seen by a catch-all mock.
@@ -202,15 +203,12 @@ async fn path_parameters_no_encoding_can_carry_are_refused_before_sending() {
 async fn hostile_query_values_stay_one_query_parameter() {
     let server = MockServer::start_async().await;
     let id = "a&b=c #?/..+%";
-    let mock = server
-        .mock_async(|when, then| {
-            when.method(GET)
-                .path("/notifications")
-                .query_param("physical_id", id)
-                .query_param_count(".*", ".*", 1);
-            then.status(200).json_body(json!([]));
-        })
-        .await;
+    let mock = server.list_notifications(|when, then| {
+        when.physical_id(id)
+            .into_inner()
+            .query_param_count(".*", ".*", 1);
+        then.ok(&vec![]);
+    });
     let result = client(&server)
         .list_notifications()
         .physical_id(id)

@@ -1,13 +1,15 @@
-//! One test per operation: the generated client against an httpmock server on 127.0.0.1.
+//! One test per operation: the generated client against an httpmock server on 127.0.0.1,
+//! mocked with the typed helpers of `leapcraft-httpmock`.
 //!
-//! Each test pins the request on the wire (method, raw path, every query parameter and no
-//! other, the bearer header or its absence, the form body) and serves the docs' sample from
-//! the spec, then checks the decoded values.
+//! Each test pins the request on the wire (method, path, every query parameter and no other,
+//! the bearer header or its absence, the form body; as literal text where the text is the
+//! point) and serves the docs' sample from the spec verbatim, then checks the decoded values.
 
 use std::num::NonZeroU64;
 
-use httpmock::prelude::*;
+use httpmock::MockServer;
 use leapcraft_api::{Client, Error, Hooks, Timestamp, types};
+use leapcraft_httpmock::MockServerExt;
 use leapcraft_tests::response_example;
 use serde_json::json;
 
@@ -42,19 +44,18 @@ async fn get_access_token_posts_the_api_key_as_a_form_without_authorization() {
     let server = MockServer::start_async().await;
     // Characters that must be escaped in a form body.
     let api_key = "k3y+/=&é z";
-    let mock = server
-        .mock_async(|when, then| {
-            when.method(POST)
-                .path("/auth/client/token")
-                .query_param_count(".*", ".*", 0)
-                .header_missing("authorization")
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body("api_key=k3y%2B%2F%3D%26%C3%A9+z")
-                .form_urlencoded_tuple("api_key", api_key);
-            then.status(200)
-                .json_body(response_example("get_access_token", "200"));
+    let mock = server.get_access_token(|when, then| {
+        when.body(&types::TokenRequest {
+            api_key: api_key.to_owned(),
         })
-        .await;
+        .into_inner()
+        .query_param_count(".*", ".*", 0)
+        .header_missing("authorization")
+        .body("api_key=k3y%2B%2F%3D%26%C3%A9+z");
+        then.into_inner()
+            .status(200)
+            .json_body(response_example("get_access_token", "200"));
+    });
 
     let result = anonymous(&server)
         .get_access_token()
@@ -74,26 +75,22 @@ async fn get_access_token_posts_the_api_key_as_a_form_without_authorization() {
 async fn list_devices_sends_limit_and_page_and_omits_unset_ones() {
     let server = MockServer::start_async().await;
     let example = response_example("list_devices", "200");
-    let all = server
-        .mock_async(|when, then| {
-            when.method(GET)
-                .path("/devices")
-                .query_param("limit", "-1")
-                .query_param("page", "2")
-                .query_param_count(".*", ".*", 2)
-                .header("authorization", BEARER);
-            then.status(200).json_body(example.clone());
-        })
-        .await;
-    let bare = server
-        .mock_async(|when, then| {
-            when.method(GET)
-                .path("/devices")
-                .query_param_count(".*", ".*", 0)
-                .header("authorization", BEARER);
-            then.status(200).json_body(json!([]));
-        })
-        .await;
+    let all = server.list_devices(|when, then| {
+        when.limit(-1)
+            .page(NonZeroU64::new(2))
+            .into_inner()
+            .query_param_count(".*", ".*", 2)
+            .header("authorization", BEARER);
+        then.into_inner().status(200).json_body(example.clone());
+    });
+    let bare = server.list_devices(|when, then| {
+        when.limit(None)
+            .page(None)
+            .into_inner()
+            .query_param_count(".*", ".*", 0)
+            .header("authorization", BEARER);
+        then.ok(&vec![]);
+    });
 
     let client = authed(&server);
     let result = client
@@ -122,19 +119,18 @@ async fn list_devices_sends_limit_and_page_and_omits_unset_ones() {
 #[tokio::test]
 async fn get_device_puts_the_mac_in_the_path() {
     let server = MockServer::start_async().await;
-    let mock = server
-        .mock_async(|when, then| {
-            when.method(GET)
-                .path("/devices/D2:C1:AA:FF:3E:09")
-                .query_param_count(".*", ".*", 0)
-                .header("authorization", BEARER)
-                .header("accept", "application/json")
-                .header("api-version", "1.0.0");
-            then.status(200)
-                .header("x-request-id", "req-42")
-                .json_body(response_example("get_device", "200"));
-        })
-        .await;
+    let mock = server.get_device(|when, then| {
+        when.physical_id("D2:C1:AA:FF:3E:09")
+            .into_inner()
+            .query_param_count(".*", ".*", 0)
+            .header("authorization", BEARER)
+            .header("accept", "application/json")
+            .header("api-version", "1.0.0");
+        then.into_inner()
+            .status(200)
+            .header("x-request-id", "req-42")
+            .json_body(response_example("get_device", "200"));
+    });
 
     let result = authed(&server)
         .get_device()
@@ -159,20 +155,20 @@ async fn get_device_puts_the_mac_in_the_path() {
 #[tokio::test]
 async fn get_telemetry_sends_type_resolution_and_a_utc_millisecond_range() {
     let server = MockServer::start_async().await;
-    let mock = server
-        .mock_async(|when, then| {
-            when.method(GET)
-                .path("/telemetry/D2:C1:AA:FF:3E:09")
-                .query_param("type", "averages")
-                .query_param("resolution", "daily")
-                .query_param("from", "2021-05-26T00:00:00.000Z")
-                .query_param("to", "2021-05-27T11:42:58.721Z")
-                .query_param_count(".*", ".*", 4)
-                .header("authorization", BEARER);
-            then.status(200)
-                .json_body(response_example("get_telemetry", "200"));
-        })
-        .await;
+    let mock = server.get_telemetry(|when, then| {
+        when.physical_id("D2:C1:AA:FF:3E:09")
+            .type_(types::TelemetryType::Averages)
+            .resolution(types::Resolution::Daily)
+            .into_inner()
+            // Literal: the shape of the timestamps on the wire is what this test pins.
+            .query_param("from", "2021-05-26T00:00:00.000Z")
+            .query_param("to", "2021-05-27T11:42:58.721Z")
+            .query_param_count(".*", ".*", 4)
+            .header("authorization", BEARER);
+        then.into_inner()
+            .status(200)
+            .json_body(response_example("get_telemetry", "200"));
+    });
 
     let result = authed(&server)
         .get_telemetry()
@@ -206,17 +202,16 @@ async fn get_telemetry_sends_type_resolution_and_a_utc_millisecond_range() {
 #[tokio::test]
 async fn get_telemetry_latest_sends_only_the_type() {
     let server = MockServer::start_async().await;
-    let mock = server
-        .mock_async(|when, then| {
-            when.method(GET)
-                .path("/telemetry/testsim00004")
-                .query_param("type", "latest")
-                .query_param_count(".*", ".*", 1)
-                .header("authorization", BEARER);
-            then.status(200)
-                .json_body(response_example("get_telemetry", "200"));
-        })
-        .await;
+    let mock = server.get_telemetry(|when, then| {
+        when.physical_id("testsim00004")
+            .type_(types::TelemetryType::Latest)
+            .into_inner()
+            .query_param_count(".*", ".*", 1)
+            .header("authorization", BEARER);
+        then.into_inner()
+            .status(200)
+            .json_body(response_example("get_telemetry", "200"));
+    });
 
     let result = authed(&server)
         .get_telemetry()
@@ -234,12 +229,10 @@ async fn get_telemetry_latest_sends_only_the_type() {
 /// Serves `body` for any telemetry request and returns what the client decoded.
 async fn telemetry_decoding(body: serde_json::Value) -> types::TelemetryResponse {
     let server = MockServer::start_async().await;
-    let mock = server
-        .mock_async(|when, then| {
-            when.method(GET).path("/telemetry/x");
-            then.status(200).json_body(body);
-        })
-        .await;
+    let mock = server.get_telemetry(|when, then| {
+        when.physical_id("x");
+        then.into_inner().status(200).json_body(body);
+    });
     let result = authed(&server)
         .get_telemetry()
         .physical_id("x")
@@ -297,16 +290,14 @@ async fn telemetry_keeps_unknown_sensor_keys_in_extra() {
 #[tokio::test]
 async fn list_topologies_decodes_the_docs_sample() {
     let server = MockServer::start_async().await;
-    let mock = server
-        .mock_async(|when, then| {
-            when.method(GET)
-                .path("/topologies")
-                .query_param_count(".*", ".*", 0)
-                .header("authorization", BEARER);
-            then.status(200)
-                .json_body(response_example("list_topologies", "200"));
-        })
-        .await;
+    let mock = server.list_topologies(|when, then| {
+        when.into_inner()
+            .query_param_count(".*", ".*", 0)
+            .header("authorization", BEARER);
+        then.into_inner()
+            .status(200)
+            .json_body(response_example("list_topologies", "200"));
+    });
 
     let result = authed(&server).list_topologies().send().await;
     mock.assert_async().await;
@@ -331,15 +322,13 @@ async fn get_topology_decodes_a_zoneless_created_at() {
     let server = MockServer::start_async().await;
     let example = response_example("get_topology", "200");
     assert_eq!(example["created_at"], json!("2020-12-16 13:51:58"));
-    let mock = server
-        .mock_async(|when, then| {
-            when.method(GET)
-                .path("/topologies/0123245cf74c60d7ee")
-                .query_param_count(".*", ".*", 0)
-                .header("authorization", BEARER);
-            then.status(200).json_body(example);
-        })
-        .await;
+    let mock = server.get_topology(|when, then| {
+        when.topology_id("0123245cf74c60d7ee")
+            .into_inner()
+            .query_param_count(".*", ".*", 0)
+            .header("authorization", BEARER);
+        then.into_inner().status(200).json_body(example);
+    });
 
     let result = authed(&server)
         .get_topology()
@@ -363,19 +352,17 @@ async fn get_topology_decodes_a_zoneless_created_at() {
 #[tokio::test]
 async fn list_notifications_sends_physical_id_limit_and_offset() {
     let server = MockServer::start_async().await;
-    let mock = server
-        .mock_async(|when, then| {
-            when.method(GET)
-                .path("/notifications")
-                .query_param("physical_id", "0123555235565de1ee")
-                .query_param("limit", "50")
-                .query_param("offset", "100")
-                .query_param_count(".*", ".*", 3)
-                .header("authorization", BEARER);
-            then.status(200)
-                .json_body(response_example("list_notifications", "200"));
-        })
-        .await;
+    let mock = server.list_notifications(|when, then| {
+        when.physical_id("0123555235565de1ee")
+            .limit(50)
+            .offset(100)
+            .into_inner()
+            .query_param_count(".*", ".*", 3)
+            .header("authorization", BEARER);
+        then.into_inner()
+            .status(200)
+            .json_body(response_example("list_notifications", "200"));
+    });
 
     let result = authed(&server)
         .list_notifications()
@@ -399,17 +386,15 @@ async fn list_notifications_sends_physical_id_limit_and_offset() {
 #[tokio::test]
 async fn list_things_sends_limit_minus_one() {
     let server = MockServer::start_async().await;
-    let mock = server
-        .mock_async(|when, then| {
-            when.method(GET)
-                .path("/things")
-                .query_param("limit", "-1")
-                .query_param_count(".*", ".*", 1)
-                .header("authorization", BEARER);
-            then.status(200)
-                .json_body(response_example("list_things", "200"));
-        })
-        .await;
+    let mock = server.list_things(|when, then| {
+        when.limit(-1)
+            .into_inner()
+            .query_param_count(".*", ".*", 1)
+            .header("authorization", BEARER);
+        then.into_inner()
+            .status(200)
+            .json_body(response_example("list_things", "200"));
+    });
 
     let result = authed(&server).list_things().limit(-1).send().await;
     mock.assert_async().await;
@@ -442,13 +427,22 @@ async fn list_things_sends_limit_minus_one() {
 async fn error_statuses_decode_into_the_error_type() {
     for status in [400u16, 401, 404, 429, 500, 503] {
         let server = MockServer::start_async().await;
-        let mock = server
-            .mock_async(|when, then| {
-                when.method(GET).path("/devices/gone");
-                then.status(status)
-                    .json_body(json!({"message": "nope", "code": status}));
-            })
-            .await;
+        let body = types::Error {
+            message: Some("nope".to_owned()),
+            error: None,
+            detail: None,
+            extra: [("code".to_owned(), json!(status))].into_iter().collect(),
+        };
+        // The statuses the spec documents for the operation, each with its typed body.
+        let mock = server.get_device(|when, then| {
+            when.physical_id("gone");
+            match status {
+                401 => then.unauthorized(&body),
+                404 => then.not_found(&body),
+                400..=499 => then.client_error(status, &body),
+                _ => then.server_error(status, &body),
+            };
+        });
         let result = authed(&server)
             .get_device()
             .physical_id("gone")

@@ -1,8 +1,9 @@
 //! Project automation.
 //!
-//! `cargo xtask regen` regenerates `leapcraft-api/src/generated.rs` from `spec/leapcraft.yaml`;
-//! `cargo xtask regen --check` regenerates in memory and fails, naming the stale file, when the
-//! checked-in code differs.
+//! `cargo xtask regen` regenerates, from `spec/leapcraft.yaml`, the client
+//! (`leapcraft-api/src/generated.rs`) and its typed httpmock helpers
+//! (`leapcraft-httpmock/src/generated.rs`); `cargo xtask regen --check` regenerates in memory and
+//! fails, naming the stale file, when the checked-in code differs.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,11 +11,11 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use proc_macro2::{Delimiter, Group, TokenStream, TokenTree};
 use progenitor::{GenerationSettings, Generator, HooksMode, InterfaceStyle, TagStyle, TypeImpl};
-use schemars08::schema::{InstanceType, SchemaObject};
 use sha2::{Digest, Sha256};
 
 const SPEC: &str = "spec/leapcraft.yaml";
-const GENERATED: &str = "leapcraft-api/src/generated.rs";
+const CLIENT: &str = "leapcraft-api/src/generated.rs";
+const MOCKS: &str = "leapcraft-httpmock/src/generated.rs";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -47,7 +48,8 @@ fn regen(check: bool) -> Result<()> {
     let root = workspace_root();
     let spec_text =
         std::fs::read_to_string(root.join(SPEC)).with_context(|| format!("reading {SPEC}"))?;
-    let outputs = [(GENERATED, generate(&spec_text)?)];
+    let Generated { client, mocks } = generate(&spec_text)?;
+    let outputs = [(CLIENT, client), (MOCKS, mocks)];
     for (file, code) in outputs {
         let target = root.join(file);
         if check {
@@ -64,9 +66,17 @@ fn regen(check: bool) -> Result<()> {
     Ok(())
 }
 
-/// Generates the client source for a spec: deterministic, formatted, with a header that names
-/// the spec's SHA-256.
-fn generate(spec_text: &str) -> Result<String> {
+/// The sources generated from the spec.
+struct Generated {
+    /// The client, for `leapcraft-api`.
+    client: String,
+    /// The typed httpmock helpers, for `leapcraft-httpmock`.
+    mocks: String,
+}
+
+/// Generates the sources for a spec, client and mocks by one generator with one set of
+/// settings: deterministic, formatted, each with a header that names the spec's SHA-256.
+fn generate(spec_text: &str) -> Result<Generated> {
     let spec: openapiv3::OpenAPI = serde_yaml::from_str(spec_text).context("parsing the spec")?;
 
     let mut settings = GenerationSettings::new();
@@ -80,19 +90,16 @@ fn generate(spec_text: &str) -> Result<String> {
         .with_hooks(HooksMode::Expected)
         .with_inner_type("crate::Hooks".parse().expect("a valid path"))
         .with_map_type("::std::collections::BTreeMap")
-        // The API's timestamps come in shapes chrono's `DateTime<Utc>` rejects
-        // (`2020-12-16 13:51:58`): use our lenient type for every `date-time`.
-        .with_conversion(
-            SchemaObject {
-                instance_type: Some(InstanceType::String.into()),
-                format: Some("date-time".to_string()),
-                ..Default::default()
-            },
+        // The spec's `Timestamp` schema names every shape the API sends (`2020-12-16 13:51:58`
+        // among them): read all of them into our lenient type.
+        .with_replacement(
+            "Timestamp",
             "crate::Timestamp",
             [TypeImpl::Display, TypeImpl::FromStr].into_iter(),
         );
+    let mut generator = Generator::new(&settings);
 
-    let tokens = Generator::new(&settings)
+    let tokens = generator
         .generate_tokens(&spec)
         .map_err(|e| anyhow::anyhow!("progenitor: {e}"))?;
     let (tokens, rewritten) = checked_path_segments(tokens);
@@ -103,14 +110,31 @@ fn generate(spec_text: &str) -> Result<String> {
              {parameters}: update `checked_path_segments`"
         );
     }
-    let file: syn::File = syn::parse2(tokens).context("parsing generated tokens")?;
-    let body = prettyplease::unparse(&file);
-    Ok(format!(
+    let client = format!(
         "{}\
          // progenitor puts a 4XX arm before the 401 and 404 arms (same type): they never match.\n\
-         #![allow(clippy::all, clippy::pedantic, missing_docs, unused_imports, unreachable_patterns, rustdoc::all)]\n\n{body}",
-        header(spec_text)
-    ))
+         #![allow(clippy::all, clippy::pedantic, missing_docs, unused_imports, unreachable_patterns, rustdoc::all)]\n\n{}",
+        header(spec_text),
+        unparse(tokens)?
+    );
+
+    let tokens = generator
+        .httpmock(&spec, "leapcraft_api")
+        .map_err(|e| anyhow::anyhow!("progenitor (httpmock): {e}"))?;
+    let tokens = matching_mocks(tokens, &spec)?;
+    let mocks = format!(
+        "{}\
+         #![allow(clippy::all, clippy::pedantic, missing_docs, rustdoc::all)]\n\n{}",
+        header(spec_text),
+        unparse(tokens)?
+    );
+    Ok(Generated { client, mocks })
+}
+
+/// Formats generated tokens as a source file.
+fn unparse(tokens: TokenStream) -> Result<String> {
+    let file: syn::File = syn::parse2(tokens).context("parsing generated tokens")?;
+    Ok(prettyplease::unparse(&file))
 }
 
 /// Routes every path parameter of the generated code through `leapcraft-api`'s own segment
@@ -151,6 +175,156 @@ fn checked_path_segments(tokens: TokenStream) -> (TokenStream, usize) {
         }
     }
     (out.into_iter().collect(), count)
+}
+
+/// Fixes the two matchers of progenitor's httpmock helpers that cannot match what the client
+/// sends, by routing them to hand-written ones (`leapcraft-httpmock/src/matchers.rs`):
+///
+/// - a path parameter goes into the path regex as it is (`format!("^/devices/{}$",
+///   value.to_string())`), unescaped and unencoded: `a/b` or `a.b` would match other paths, and
+///   an id the client percent-encodes would never match. `crate::matchers::path_segment(value)`
+///   makes the regex of every encoding of the value as one segment.
+/// - a form body is matched as JSON (`json_body_obj`), which never matches a form.
+///   `crate::matchers::form_body` matches the form's fields.
+///
+/// Each rewrite is counted against the spec, so a change in progenitor's output fails here.
+fn matching_mocks(tokens: TokenStream, spec: &openapiv3::OpenAPI) -> Result<TokenStream> {
+    let (tokens, rewritten) = in_groups_after(tokens, &["format", "!"], &mut |args| {
+        replace_tokens(
+            args,
+            &quote::quote!(value.to_string()),
+            &quote::quote!(crate::matchers::path_segment(value)),
+        )
+    });
+    let parameters = path_parameters(spec);
+    if rewritten != parameters {
+        bail!(
+            "the mocks put {rewritten} path parameters in a path regex, the spec has \
+             {parameters}: update `matching_mocks`"
+        );
+    }
+
+    let forms = form_operations(spec);
+    let mut tokens = tokens;
+    for operation_id in &forms {
+        let when = format!("{}When", pascal_case(operation_id));
+        let rewritten;
+        (tokens, rewritten) = in_groups_after(tokens, &["impl", &when], &mut |body| {
+            replace_tokens(
+                body,
+                &quote::quote!(self.0.json_body_obj(value)),
+                &quote::quote!(crate::matchers::form_body(self.0, value)),
+            )
+        });
+        if rewritten != 1 {
+            bail!(
+                "the mocks of {operation_id} match its form body {rewritten} times as JSON, \
+                 expected once: update `matching_mocks`"
+            );
+        }
+    }
+    Ok(tokens)
+}
+
+/// Applies `rewrite` to the contents of every group that follows the tokens `prefix` (such as
+/// `format !` or `impl Name`), at any depth; returns the total count `rewrite` reports.
+fn in_groups_after(
+    tokens: TokenStream,
+    prefix: &[&str],
+    rewrite: &mut dyn FnMut(TokenStream) -> (TokenStream, usize),
+) -> (TokenStream, usize) {
+    let mut count = 0;
+    let mut out: Vec<TokenTree> = Vec::new();
+    for token in tokens {
+        let token = match token {
+            TokenTree::Group(group) => {
+                let after_prefix = out.len() >= prefix.len()
+                    && out[out.len() - prefix.len()..]
+                        .iter()
+                        .zip(prefix)
+                        .all(|(t, p)| t.to_string() == *p);
+                let (inner, n) = if after_prefix {
+                    rewrite(group.stream())
+                } else {
+                    in_groups_after(group.stream(), prefix, rewrite)
+                };
+                count += n;
+                let mut rebuilt = Group::new(group.delimiter(), inner);
+                rebuilt.set_span(group.span());
+                TokenTree::Group(rebuilt)
+            }
+            other => other,
+        };
+        out.push(token);
+    }
+    (out.into_iter().collect(), count)
+}
+
+/// Replaces every run of tokens equal to `from` in `tokens`, at any depth, by `to`; returns
+/// the count replaced.
+fn replace_tokens(
+    tokens: TokenStream,
+    from: &TokenStream,
+    to: &TokenStream,
+) -> (TokenStream, usize) {
+    let from: Vec<String> = from.clone().into_iter().map(|t| t.to_string()).collect();
+    replace_runs(tokens, &from, to)
+}
+
+fn replace_runs(tokens: TokenStream, from: &[String], to: &TokenStream) -> (TokenStream, usize) {
+    let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+    let mut count = 0;
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        let run = tokens.get(i..i + from.len());
+        if run.is_some_and(|run| run.iter().map(|t| t.to_string()).eq(from.iter().cloned())) {
+            out.extend(to.clone());
+            count += 1;
+            i += from.len();
+            continue;
+        }
+        match &tokens[i] {
+            TokenTree::Group(group) => {
+                let (inner, n) = replace_runs(group.stream(), from, to);
+                count += n;
+                let mut rebuilt = Group::new(group.delimiter(), inner);
+                rebuilt.set_span(group.span());
+                out.push(TokenTree::Group(rebuilt));
+            }
+            other => out.push(other.clone()),
+        }
+        i += 1;
+    }
+    (out.into_iter().collect(), count)
+}
+
+/// The operation ids of the operations with an `application/x-www-form-urlencoded` body.
+fn form_operations(spec: &openapiv3::OpenAPI) -> Vec<String> {
+    spec.operations()
+        .filter(|(_, _, op)| {
+            op.request_body.as_ref().is_some_and(|body| {
+                body.as_item().is_some_and(|body| {
+                    body.content
+                        .contains_key("application/x-www-form-urlencoded")
+                })
+            })
+        })
+        .filter_map(|(_, _, op)| op.operation_id.clone())
+        .collect()
+}
+
+/// `get_access_token` as `GetAccessToken`: how progenitor names an operation's types.
+fn pascal_case(snake: &str) -> String {
+    snake
+        .split('_')
+        .map(|word| {
+            let mut chars = word.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_uppercase().chain(chars).collect()
+            })
+        })
+        .collect()
 }
 
 /// How many path parameters the spec's operations have, all operations together.

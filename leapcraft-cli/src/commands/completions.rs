@@ -1,0 +1,31 @@
+//! `completions`: a shell completion script, printed on stdout.
+
+use std::io::{self, Write};
+
+use clap::Args;
+use clap_complete::Shell;
+
+use crate::error::Failure;
+
+/// `completions`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    leapcraft completions bash > ~/.local/share/bash-completion/completions/leapcraft\n  \
+    leapcraft completions zsh > \"${fpath[1]}/_leapcraft\"\n  \
+    leapcraft completions fish > ~/.config/fish/completions/leapcraft.fish\n  \
+    leapcraft completions powershell >> $PROFILE")]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: Shell,
+}
+
+/// Prints the completion script of `command` for the shell.
+pub fn print(args: CompletionsArgs, mut command: clap::Command) -> Result<(), Failure> {
+    // Into memory first: the generators panic on a failed write (`| head`).
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut command, "leapcraft", &mut script);
+    let mut out = io::stdout().lock();
+    out.write_all(&script)?;
+    out.flush()?;
+    Ok(())
+}

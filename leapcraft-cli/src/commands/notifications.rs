@@ -1,0 +1,109 @@
+//! `notifications`: a page of notifications, all of them, or new ones as they appear.
+
+use std::io;
+use std::time::Duration;
+
+use clap::Args;
+use futures::{StreamExt, TryStreamExt};
+use leapcraft_ext::{Client, Notification, PhysicalId};
+
+use crate::error::{Failure, is_auth, report};
+use crate::output::{Format, Output, Records, opt};
+use crate::{progress, values};
+
+/// `notifications`.
+#[derive(Debug, Args)]
+pub struct NotificationsArgs {
+    /// Only the notifications of this device.
+    #[arg(long, value_name = "PHYSICAL_ID")]
+    pub device: Option<String>,
+    /// Every notification.
+    #[arg(long, conflicts_with_all = ["limit", "offset"])]
+    pub all: bool,
+    /// How many notifications.
+    #[arg(long, default_value_t = 20, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: u32,
+    /// How many to skip first.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub offset: u32,
+    /// Print new notifications as they appear, until Ctrl-C (JSON: one object per line).
+    /// A failing poll is reported once until polling recovers, and retried later and
+    /// later; an authentication failure ends the command.
+    #[arg(long, conflicts_with_all = ["all", "offset"])]
+    pub follow: bool,
+    /// Seconds between two polls with `--follow` (at least 1).
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS", requires = "follow",
+          value_parser = values::poll_interval)]
+    pub interval: f64,
+}
+
+const COLUMNS: &[&str] = &["id", "physical_id", "category", "created_at", "message"];
+
+fn cells(n: &Notification) -> Vec<String> {
+    vec![
+        n.id.to_string(),
+        opt(n.physical_id.as_ref()),
+        opt(n.category.as_ref()),
+        opt(n.created_at),
+        opt(n.message.as_ref()),
+    ]
+}
+
+/// `notifications`.
+pub async fn run(client: &Client, args: NotificationsArgs, out: &Output) -> Result<(), Failure> {
+    if args.follow {
+        return follow(client, args, out).await;
+    }
+    let pager = match args.device.as_deref() {
+        Some(id) => client.device_notifications(id),
+        None => client.notifications(),
+    }
+    .page_size(leapcraft_ext::MAX_NOTIFICATION_PAGE_SIZE);
+    let found: Vec<Notification> = if args.all {
+        let bar = progress::counter("notifications");
+        let result = pager.items().inspect_ok(|_| bar.inc(1)).try_collect().await;
+        bar.finish_and_clear();
+        result?
+    } else {
+        pager
+            .page_size(i64::from(args.limit))
+            .skip(u64::from(args.offset))
+            .max_items(args.limit as usize)
+            .collect()
+            .await?
+    };
+    out.print(&Records::list(&found, COLUMNS, cells)?)?;
+    Ok(())
+}
+
+/// `notifications --follow`: until Ctrl-C, which ends the command with what was printed
+/// flushed, and exit code 0.
+async fn follow(client: &Client, args: NotificationsArgs, out: &Output) -> Result<(), Failure> {
+    let every = Duration::from_secs_f64(args.interval);
+    let device = args.device.map(PhysicalId::from);
+    let mut stream = client.follow_notifications(device, every);
+    let mut streamer = out.streamer(io::stdout());
+    if out.format == Format::Csv {
+        streamer.push(&Records::list::<Notification>(&[], COLUMNS, cells)?)?;
+    }
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        tokio::select! {
+            _ = &mut ctrl_c => break,
+            next = stream.next() => match next {
+                None => break,
+                Some(Ok(n)) => {
+                    streamer.push(&Records::list(std::slice::from_ref(&n), COLUMNS, cells)?)?;
+                }
+                Some(Err(e)) if is_auth(&e) => return Err(e.into()),
+                // The first failure of a streak (the stream reports no more until a poll
+                // succeeds): say so, keep following.
+                Some(Err(e)) => report(&format!("{e} (polling goes on)")),
+            }
+        }
+    }
+    streamer.flush()?;
+    Ok(())
+}

@@ -1,0 +1,377 @@
+//! What the exporter knows: the devices, their latest readings, the notifications per
+//! category and how the polls went. The poller writes it; every scrape reads it, never the API.
+//!
+//! Everything from the API is bounded here, on the way in: label values are cut to
+//! [`MAX_LABEL_CHARS`] with control characters replaced, a reading keeps at most
+//! [`MAX_OTHER_METRICS`] unknown metrics, and at most [`MAX_CATEGORIES`] notification
+//! categories are told apart.
+
+use std::collections::BTreeMap;
+use std::sync::{RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use leapcraft_ext::{Device, Notification, PhysicalId, Reading};
+use serde_json::Value;
+
+/// The longest label value kept, in characters (names, serials, metric keys...).
+pub const MAX_LABEL_CHARS: usize = 128;
+
+/// The most unknown numeric metrics kept per reading.
+pub const MAX_OTHER_METRICS: usize = 32;
+
+/// The most notification categories told apart; later ones are counted as
+/// [`OTHER_CATEGORY`].
+pub const MAX_CATEGORIES: usize = 64;
+
+/// The category label of notifications past [`MAX_CATEGORIES`].
+pub const OTHER_CATEGORY: &str = "_other";
+
+/// A label value from the API, safe to expose: at most [`MAX_LABEL_CHARS`] characters, control
+/// characters replaced by U+FFFD. The exposition format escapes the rest.
+pub fn label_value(text: &str) -> String {
+    text.chars()
+        .take(MAX_LABEL_CHARS)
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect()
+}
+
+/// A device as the metrics show it: its labels, ready to encode, and its latest reading.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceEntry {
+    /// `physical_id`.
+    pub physical_id: String,
+    /// `name` (empty when the device has none).
+    pub name: String,
+    /// `type`.
+    pub kind: String,
+    /// `serial`.
+    pub serial: String,
+    /// `topology_id`.
+    pub topology_id: String,
+    /// The latest reading, once one was read.
+    pub reading: Option<ReadingEntry>,
+}
+
+impl DeviceEntry {
+    fn new(device: &Device) -> Self {
+        let opt = |v: Option<&str>| v.map(label_value).unwrap_or_default();
+        Self {
+            physical_id: label_value(device.physical_id.as_str()),
+            name: opt(device.name.as_deref()),
+            kind: opt(device.kind.as_ref().map(|k| k.as_str())),
+            serial: opt(device.serial.as_deref()),
+            topology_id: device
+                .topology_id
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+            reading: None,
+        }
+    }
+}
+
+/// A reading as the metrics show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadingEntry {
+    /// When the sensor recorded it. A reading without a time is not kept: its age, and so
+    /// whether it is stale, cannot be known.
+    pub recorded_at: SystemTime,
+    /// Temperature, °C.
+    pub temperature: Option<f64>,
+    /// Relative humidity, %.
+    pub humidity: Option<f64>,
+    /// CO2, ppm.
+    pub co2: Option<f64>,
+    /// PM2.5, µg/m³.
+    pub pm2_5: Option<f64>,
+    /// The numeric metrics the SDK does not know, by key (label-safe), at most
+    /// [`MAX_OTHER_METRICS`].
+    pub other: Vec<(String, f64)>,
+}
+
+impl ReadingEntry {
+    /// The entry for a reading, or `None` when it has no timestamp.
+    pub fn new(reading: &Reading) -> Option<Self> {
+        let recorded_at = SystemTime::from(reading.timestamp?.as_datetime());
+        let other = reading
+            .other
+            .iter()
+            .filter_map(|(key, value)| match value {
+                Value::Number(n) => n.as_f64().map(|v| (label_value(key), v)),
+                _ => None,
+            })
+            .take(MAX_OTHER_METRICS)
+            .collect();
+        Some(Self {
+            recorded_at,
+            temperature: reading.temperature,
+            humidity: reading.humidity,
+            co2: reading.co2,
+            pm2_5: reading.pm2_5,
+            other,
+        })
+    }
+}
+
+/// How the polls went.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Health {
+    /// When the last successful poll ended: wall-clock time, for the metric.
+    pub last_success_at: Option<SystemTime>,
+    /// The same moment on the monotonic clock, for the health decision.
+    pub last_success: Option<Instant>,
+    /// How long the last poll took, successful or not.
+    pub last_duration: Option<Duration>,
+    /// Devices whose reading failed in the last poll.
+    pub last_failed_devices: u64,
+}
+
+/// How one poll ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PollOutcome {
+    /// Whether it succeeded: the device list is known and, unless there are no devices, at
+    /// least one reading arrived.
+    pub succeeded: bool,
+    /// How long it took.
+    pub duration: Duration,
+    /// Devices whose reading failed.
+    pub failed_devices: u64,
+}
+
+/// Everything the store holds.
+#[derive(Debug, Default)]
+pub struct State {
+    /// The devices of the last successful listing, by physical id.
+    pub devices: BTreeMap<PhysicalId, DeviceEntry>,
+    /// Whether a device listing ever succeeded.
+    pub devices_listed: bool,
+    /// Notifications per category (label-safe).
+    pub notifications: BTreeMap<String, u64>,
+    /// The newest notification id counted: later polls count only newer ones.
+    pub newest_notification: Option<i64>,
+    /// How the polls went.
+    pub health: Health,
+}
+
+/// The state, shared between the poller and the HTTP server.
+#[derive(Debug)]
+pub struct Store {
+    state: RwLock<State>,
+    interval: Duration,
+}
+
+impl Store {
+    /// An empty store for polls every `interval` (which the health decision needs).
+    pub fn new(interval: Duration) -> Self {
+        Self {
+            state: RwLock::new(State::default()),
+            interval,
+        }
+    }
+
+    /// The state, for reading (a scrape holds it while it renders).
+    pub fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replaces the device list, keeping the readings of devices still listed.
+    pub fn set_devices(&self, devices: &[Device]) {
+        let mut state = self.write();
+        let mut old = std::mem::take(&mut state.devices);
+        state.devices = devices
+            .iter()
+            .map(|d| {
+                let mut entry = DeviceEntry::new(d);
+                entry.reading = old.remove(&d.physical_id).and_then(|e| e.reading);
+                (d.physical_id.clone(), entry)
+            })
+            .collect();
+        state.devices_listed = true;
+    }
+
+    /// The physical ids of the listed devices.
+    pub fn device_ids(&self) -> Vec<PhysicalId> {
+        self.read().devices.keys().cloned().collect()
+    }
+
+    /// Whether a device listing ever succeeded.
+    pub fn devices_listed(&self) -> bool {
+        self.read().devices_listed
+    }
+
+    /// Stores the latest reading of a listed device, unless it is older than the one stored
+    /// or has no timestamp.
+    pub fn set_reading(&self, id: &PhysicalId, reading: &Reading) {
+        let Some(entry) = ReadingEntry::new(reading) else {
+            return;
+        };
+        let mut state = self.write();
+        if let Some(device) = state.devices.get_mut(id)
+            && device
+                .reading
+                .as_ref()
+                .is_none_or(|old| old.recorded_at <= entry.recorded_at)
+        {
+            device.reading = Some(entry);
+        }
+    }
+
+    /// The newest notification id counted so far.
+    pub fn newest_notification(&self) -> Option<i64> {
+        self.read().newest_notification
+    }
+
+    /// Counts notifications newer than those counted so far (the caller passes only those).
+    pub fn add_notifications(&self, new: &[Notification]) {
+        let mut state = self.write();
+        for n in new {
+            let category = n
+                .category
+                .as_ref()
+                .map(|c| label_value(c.as_str()))
+                .unwrap_or_default();
+            let known = state.notifications.contains_key(&category);
+            let key = if known || state.notifications.len() < MAX_CATEGORIES {
+                category
+            } else {
+                OTHER_CATEGORY.to_owned()
+            };
+            *state.notifications.entry(key).or_default() += 1;
+            state.newest_notification = state.newest_notification.max(Some(n.id));
+        }
+    }
+
+    /// Records how a poll ended.
+    pub fn finish_poll(&self, outcome: PollOutcome) {
+        let mut state = self.write();
+        let health = &mut state.health;
+        health.last_duration = Some(outcome.duration);
+        health.last_failed_devices = outcome.failed_devices;
+        if outcome.succeeded {
+            health.last_success = Some(Instant::now());
+            health.last_success_at = Some(SystemTime::now());
+        }
+    }
+
+    /// Whether the exporter is healthy at `now`: the last successful poll ended less than
+    /// three intervals ago. `/healthz` and `leapcraft_up` both say this.
+    pub fn is_healthy(&self, health: &Health, now: Instant) -> bool {
+        health
+            .last_success
+            .is_some_and(|at| now.saturating_duration_since(at) < 3 * self.interval)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device(id: &str, name: &str) -> Device {
+        serde_json::from_value(serde_json::json!({
+            "physical_id": id, "name": name, "type": "ambinode", "topology_id": 7
+        }))
+        .unwrap()
+    }
+
+    fn reading(ts: &str, co2: f64) -> Reading {
+        serde_json::from_value(serde_json::json!({
+            "timestamp": ts, "co2": co2,
+            "other": {"voc": 12, "status": "ok", "noise": 41.5}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn label_values_are_bounded_and_printable() {
+        assert_eq!(label_value("Room \"A\"\n2"), "Room \"A\"\u{FFFD}2");
+        assert_eq!(
+            label_value(&"x".repeat(1000)).chars().count(),
+            MAX_LABEL_CHARS
+        );
+        assert_eq!(label_value("Bürø ✨"), "Bürø ✨");
+    }
+
+    #[test]
+    fn readings_keep_numbers_and_only_move_forward() {
+        let store = Store::new(Duration::from_secs(60));
+        store.set_devices(&[device("A", "one")]);
+        let id = PhysicalId::from("A");
+        store.set_reading(&id, &reading("2026-12-01T10:00:00Z", 600.0));
+        store.set_reading(&id, &reading("2026-12-01T09:00:00Z", 400.0));
+        store.set_reading(
+            &PhysicalId::from("unlisted"),
+            &reading("2026-12-01T11:00:00Z", 1.0),
+        );
+        let no_time: Reading = serde_json::from_str(r#"{"co2": 999}"#).unwrap();
+        store.set_reading(&id, &no_time);
+        let state = store.read();
+        assert_eq!(state.devices.len(), 1);
+        let entry = state.devices[&id].reading.as_ref().unwrap();
+        assert_eq!(entry.co2, Some(600.0));
+        assert_eq!(
+            entry.other,
+            vec![("noise".to_owned(), 41.5), ("voc".to_owned(), 12.0)]
+        );
+    }
+
+    #[test]
+    fn a_new_device_list_keeps_readings_of_devices_still_listed() {
+        let store = Store::new(Duration::from_secs(60));
+        store.set_devices(&[device("A", "one"), device("B", "two")]);
+        store.set_reading(&"A".into(), &reading("2026-12-01T10:00:00Z", 600.0));
+        store.set_reading(&"B".into(), &reading("2026-12-01T10:00:00Z", 700.0));
+        store.set_devices(&[device("A", "renamed")]);
+        let state = store.read();
+        assert_eq!(
+            state.devices.keys().collect::<Vec<_>>(),
+            [&PhysicalId::from("A")]
+        );
+        assert_eq!(state.devices[&PhysicalId::from("A")].name, "renamed");
+        assert!(state.devices[&PhysicalId::from("A")].reading.is_some());
+    }
+
+    #[test]
+    fn categories_are_bounded() {
+        let store = Store::new(Duration::from_secs(60));
+        let notes: Vec<Notification> = (0..(MAX_CATEGORIES as i64 + 10))
+            .map(|i| {
+                serde_json::from_value(serde_json::json!({"id": i, "category": format!("c{i}")}))
+                    .unwrap()
+            })
+            .collect();
+        store.add_notifications(&notes);
+        store.add_notifications(&notes[..1]);
+        let state = store.read();
+        assert_eq!(state.notifications.len(), MAX_CATEGORIES + 1);
+        assert_eq!(state.notifications["c0"], 2);
+        assert_eq!(state.notifications[OTHER_CATEGORY], 10);
+        assert_eq!(state.newest_notification, Some(MAX_CATEGORIES as i64 + 9));
+    }
+
+    #[test]
+    fn healthy_while_the_last_success_is_within_three_intervals() {
+        let store = Store::new(Duration::from_secs(10));
+        let now = Instant::now();
+        assert!(!store.is_healthy(&store.read().health, now));
+        store.finish_poll(PollOutcome {
+            succeeded: false,
+            duration: Duration::from_secs(1),
+            failed_devices: 3,
+        });
+        assert!(!store.is_healthy(&store.read().health, Instant::now()));
+        store.finish_poll(PollOutcome {
+            succeeded: true,
+            duration: Duration::from_secs(2),
+            failed_devices: 1,
+        });
+        let health = store.read().health.clone();
+        let at = health.last_success.unwrap();
+        assert!(store.is_healthy(&health, at + Duration::from_secs(29)));
+        assert!(!store.is_healthy(&health, at + Duration::from_secs(30)));
+        assert_eq!(health.last_failed_devices, 1);
+        assert_eq!(health.last_duration, Some(Duration::from_secs(2)));
+    }
+}

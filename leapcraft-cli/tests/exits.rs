@@ -1,0 +1,185 @@
+//! Honest exits of the commands over many devices: an authentication failure is one message
+//! and exit 3; a device list that cannot be read exits by its kind and stops everything;
+//! readings start while the list is still arriving.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use leapcraft_fake::FakeServer;
+use support::*;
+
+/// One line on stderr, which says `what`.
+fn one_message(stderr: &[u8], what: &str) {
+    let stderr = String::from_utf8_lossy(stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(what), "{what:?} in {stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_key_is_one_message_and_exit_3_over_many_devices() {
+    let fake = FakeServer::builder().devices(50).start().await.unwrap();
+    let ids: Vec<String> = (0..50).map(|i| fake.dataset().physical_id(i)).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.csv");
+    let export = [
+        "export",
+        "--averages",
+        "daily",
+        "--from",
+        "2026-03-01",
+        "--to",
+        "2026-03-08",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let runs: [Vec<&str>; 3] = [
+        [
+            &["latest"][..],
+            &ids.iter().map(String::as_str).collect::<Vec<_>>(),
+        ]
+        .concat(),
+        vec!["latest", "--all"],
+        export.to_vec(),
+    ];
+    for args in runs {
+        let run = leapcraft_at(fake.base_url(), "sk-live-wrong-key")
+            .args(&args)
+            .assert()
+            .code(3)
+            .stdout("")
+            .get_output()
+            .clone();
+        one_message(&run.stderr, "authentication failed");
+    }
+    assert!(!out.exists(), "nothing exported, no file");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_list_that_cannot_be_read_exits_by_its_kind_before_any_reading() {
+    for (status, code) in [(404, 4), (403, 3), (500, 1)] {
+        let server = Scripted::start(move |req| async move {
+            if req.path == "/v1/devices" {
+                reply(
+                    status,
+                    serde_json::json!({"message": "the device list is down"}),
+                )
+            } else {
+                reply(200, serde_json::json!({"data": {"co2": 500}}))
+            }
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("all.jsonl");
+        for args in [
+            vec!["latest", "--all"],
+            vec!["devices", "--all"],
+            vec![
+                "export",
+                "--averages",
+                "daily",
+                "--from",
+                "2026-03-01",
+                "--to",
+                "2026-03-08",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        ] {
+            let run = server
+                .leapcraft()
+                .args(["--max-attempts", "1"])
+                .args(&args)
+                .assert()
+                .code(code)
+                .stdout("")
+                .get_output()
+                .clone();
+            one_message(&run.stderr, "list_devices");
+        }
+        assert_eq!(
+            server.count("/v1/telemetry"),
+            0,
+            "{status}: no reading fetched"
+        );
+        assert!(!out.exists());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_list_failing_later_stops_everything() {
+    let ids = device_ids(1_000);
+    let server = Scripted::start(move |req| {
+        let ids = ids.clone();
+        async move {
+            match req.path.as_str() {
+                "/v1/devices" if req.int("page") == Some(1) => device_page(&ids, &req),
+                "/v1/devices" => reply(500, serde_json::json!({"message": "page 2 is down"})),
+                _ => reply(200, serde_json::json!({"data": {"co2": 500}})),
+            }
+        }
+    })
+    .await;
+    let run = server
+        .leapcraft()
+        .args(["--max-attempts", "1", "latest", "--all"])
+        .assert()
+        .code(1)
+        .stdout("")
+        .get_output()
+        .clone();
+    one_message(&run.stderr, "list_devices");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latest_all_reads_while_the_device_list_is_still_arriving() {
+    // Page 2 of the list is answered only once a reading has been asked for (or after 20 s,
+    // so that a command that waits for the whole list first is slow, not stuck).
+    let listed = device_ids(1_000);
+    let (reading_asked, _) = tokio::sync::watch::channel(false);
+    let reading_asked = Arc::new(reading_asked);
+    let page_2_waited_for_nothing = Arc::new(AtomicBool::new(false));
+    let waited = page_2_waited_for_nothing.clone();
+    let server = Scripted::start(move |req| {
+        let (ids, reading_asked, waited) = (listed.clone(), reading_asked.clone(), waited.clone());
+        async move {
+            match req.path.as_str() {
+                "/v1/devices" if req.int("page") == Some(1) => device_page(&ids, &req),
+                "/v1/devices" => {
+                    let mut asked = reading_asked.subscribe();
+                    let wait = asked.wait_for(|asked| *asked);
+                    if tokio::time::timeout(Duration::from_secs(20), wait)
+                        .await
+                        .is_err()
+                    {
+                        waited.store(true, Ordering::SeqCst);
+                    }
+                    device_page(&ids, &req)
+                }
+                _ => {
+                    reading_asked.send_replace(true);
+                    reply(200, serde_json::json!({"data": {"co2": 500}}))
+                }
+            }
+        }
+    })
+    .await;
+    let readings = json_list(
+        server
+            .leapcraft()
+            .args(["latest", "--all", "--concurrency", "32"]),
+    );
+    assert_eq!(readings.len(), 1_000);
+    assert!(
+        !page_2_waited_for_nothing.load(Ordering::SeqCst),
+        "readings started before the list was complete"
+    );
+    assert_eq!(
+        ids(&readings, "physical_id"),
+        device_ids(1_000),
+        "printed in list order"
+    );
+    assert!(server.count("/v1/devices") <= 3, "pages of 1,000");
+}

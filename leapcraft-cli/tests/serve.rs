@@ -1,0 +1,401 @@
+//! `leapcraft serve` end to end: the binary polling a fake server started in-process, scraped
+//! over HTTP, by `promtool` and by a real Prometheus server (Debian's `prometheus` package;
+//! its test says that it skipped where the binary is missing).
+//!
+//! Waits are for a condition, polled with an overall deadline: never a fixed sleep.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use leapcraft_fake::{FakeServer, FaultKind};
+use serde_json::Value;
+
+/// How long any one condition may take to hold.
+const DEADLINE: Duration = Duration::from_secs(45);
+
+/// A fake of `devices` devices whose readings are current (so none is stale).
+async fn fake(devices: usize) -> FakeServer {
+    FakeServer::builder()
+        .devices(devices)
+        .fresh_readings(true)
+        .start()
+        .await
+        .unwrap()
+}
+
+/// A running `leapcraft serve`; killed when dropped, unless [`stop`](Self::stop)ped.
+struct Exporter {
+    child: Option<Child>,
+    addr: SocketAddr,
+    http: reqwest::Client,
+}
+
+impl Exporter {
+    /// Starts `leapcraft serve` on a free loopback port, polling `fake`, with `args`.
+    fn start(fake: &FakeServer, args: &[&str]) -> Self {
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin!("leapcraft"))
+            .env_remove("LEAPCRAFT_API_KEY")
+            .env_remove("LEAPCRAFT_BASE_URL")
+            .args(["--base-url", fake.base_url(), "--api-key", fake.api_key()])
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[serve] {line}");
+                let _ = tx.send(line);
+            }
+        });
+        let first = lines
+            .recv_timeout(DEADLINE)
+            .expect("leapcraft serve says where it listens");
+        let addr = first
+            .strip_prefix("leapcraft serve: listening on http://")
+            .and_then(|rest| rest.strip_suffix("/metrics"))
+            .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+            .parse()
+            .unwrap();
+        Self {
+            child: Some(child),
+            addr,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// `GET path`: the status and the body.
+    async fn get(&self, path: &str) -> (u16, String) {
+        let response = self
+            .http
+            .get(format!("http://{}{path}", self.addr))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    }
+
+    async fn metrics(&self) -> String {
+        let (status, body) = self.get("/metrics").await;
+        assert_eq!(status, 200);
+        body
+    }
+
+    /// Scrapes until `holds` says yes, and returns that scrape.
+    async fn wait_for(&self, what: &str, holds: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let body = self.metrics().await;
+            if holds(&body) {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not within {DEADLINE:?}:\n{body}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn wait_healthy(&self, healthy: bool) {
+        let want = if healthy { 200 } else { 503 };
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let (status, body) = self.get("/healthz").await;
+            if status == want {
+                return;
+            }
+            assert!(Instant::now() < deadline, "/healthz still {status}: {body}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn is_running(&mut self) -> bool {
+        self.child.as_mut().unwrap().try_wait().unwrap().is_none()
+    }
+
+    /// SIGTERM, as systemd sends, and what the process left.
+    fn stop(mut self) -> Output {
+        let child = self.child.take().unwrap();
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The value of `series` (name and labels, as rendered) in a scrape.
+fn value(scrape: &str, series: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.parse().unwrap())
+}
+
+/// What the fake serves now: the CO2 of each device that measures it, by physical id.
+fn expected_co2(fake: &FakeServer) -> BTreeMap<String, f64> {
+    let data = fake.dataset();
+    (0..data.device_count())
+        .filter_map(|i| {
+            let reading = data.latest(i, fake.readings_tick());
+            Some((reading.physical_id, reading.data["co2"].as_f64()?))
+        })
+        .collect()
+}
+
+/// A program on `PATH`.
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_every_device_from_memory_and_stops_on_sigterm() {
+    let fake = fake(25).await;
+    // One poll, then none for an hour: every scrape after it must be served from memory.
+    let exporter = Exporter::start(&fake, &["--interval", "1h"]);
+    exporter.wait_healthy(true).await;
+    let before = fake.counters().requests;
+    let mut scrape = String::new();
+    for _ in 0..5 {
+        scrape = exporter.metrics().await;
+    }
+    assert_eq!(
+        fake.counters().requests,
+        before,
+        "scrapes never call the API"
+    );
+
+    let data = fake.dataset();
+    for i in 0..data.device_count() {
+        let device = data.device(i);
+        let info = format!(
+            r#"leapcraft_device_info{{physical_id="{}",name="{}",type="{}",serial="{}",topology_id="{}"}}"#,
+            device.physical_id,
+            device.name.clone().unwrap_or_default(),
+            device.kind.unwrap_or_default(),
+            device.serial.clone().unwrap_or_default(),
+            device
+                .topology_id
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+        );
+        assert_eq!(value(&scrape, &info), Some(1.0), "{info} in\n{scrape}");
+    }
+    let co2 = expected_co2(&fake);
+    assert!(co2.len() > 10, "most devices measure CO2");
+    for (id, ppm) in &co2 {
+        let series = format!(r#"leapcraft_co2_ppm{{physical_id="{id}"}}"#);
+        assert_eq!(value(&scrape, &series), Some(*ppm), "{series}");
+    }
+    assert_eq!(value(&scrape, "leapcraft_up"), Some(1.0));
+    assert_eq!(value(&scrape, "leapcraft_poll_failed_devices"), Some(0.0));
+    assert!(value(&scrape, "leapcraft_last_successful_poll_timestamp_seconds").is_some());
+
+    let openmetrics = exporter
+        .http
+        .get(format!("http://{}/metrics", exporter.addr))
+        .header("accept", "application/openmetrics-text; version=1.0.0")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        openmetrics.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    assert!(openmetrics.text().await.unwrap().ends_with("# EOF\n"));
+
+    match on_path("promtool") {
+        Some(promtool) => {
+            let mut check = Command::new(promtool)
+                .args(["check", "metrics"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            check
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(scrape.as_bytes())
+                .unwrap();
+            let out = check.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "promtool check metrics: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        None => eprintln!("SKIPPED promtool check metrics: promtool is not on PATH"),
+    }
+
+    let out = exporter.stop();
+    assert!(out.status.success(), "SIGTERM ends it cleanly: {out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outages_and_expired_tokens_leave_it_up_truthful_and_catching_up() {
+    let fake = fake(12).await;
+    // Two attempts per call: a refused token is refreshed and the request resent within them;
+    // an outage costs each poll one retry per device.
+    let mut exporter = Exporter::start(&fake, &["--interval", "1s", "--max-attempts", "2"]);
+    exporter.wait_healthy(true).await;
+    let first = exporter.metrics().await;
+    let (id, ppm) = expected_co2(&fake).into_iter().next().unwrap();
+    let co2 = format!(r#"leapcraft_co2_ppm{{physical_id="{id}"}}"#);
+    assert_eq!(value(&first, &co2), Some(ppm));
+
+    // The API answers 503 to everything, for a while.
+    fake.set_fault_kinds([FaultKind::ServiceUnavailable]);
+    fake.set_fault_rate(1.0);
+    let down = exporter
+        .wait_for("leapcraft_up 0 after three failed intervals", |m| {
+            value(m, "leapcraft_up") == Some(0.0)
+        })
+        .await;
+    exporter.wait_healthy(false).await;
+    assert_eq!(value(&down, "leapcraft_poll_failed_devices"), Some(12.0));
+    let unavailable = r#"leapcraft_api_requests_total{operation="get_telemetry",status="503"}"#;
+    assert!(value(&down, unavailable).unwrap_or(0.0) >= 12.0, "{down}");
+    let exchanged = value(&down, "leapcraft_token_exchanges_total").unwrap();
+    assert_eq!(exchanged, 1.0, "one token so far");
+    // What was read is still served while it is not stale, by its own timestamp.
+    assert_eq!(value(&down, &co2), Some(ppm));
+    assert!(exporter.is_running());
+
+    // The API comes back with new readings, and refuses the tokens it issued before.
+    fake.advance_readings();
+    fake.expire_tokens();
+    let exchanges = fake.counters().token_exchanges;
+    fake.set_fault_rate(0.0);
+    let (_, new_ppm) = expected_co2(&fake)
+        .into_iter()
+        .find(|(i, _)| *i == id)
+        .unwrap();
+    let back = exporter
+        .wait_for("fresh readings and leapcraft_up 1", |m| {
+            value(m, "leapcraft_up") == Some(1.0) && value(m, &co2) == Some(new_ppm)
+        })
+        .await;
+    exporter.wait_healthy(true).await;
+    assert!(fake.counters().token_exchanges > exchanges, "a new token");
+    assert!(value(&back, "leapcraft_token_exchanges_total").unwrap() > exchanged);
+    let ok = r#"leapcraft_api_requests_total{operation="get_telemetry",status="200"}"#;
+    assert!(value(&back, ok).unwrap() >= 24.0, "{back}");
+    assert!(
+        fake.counters().unauthorized > 0,
+        "the old token was refused"
+    );
+    assert_eq!(value(&back, "leapcraft_poll_failed_devices"), Some(0.0));
+
+    let out = exporter.stop();
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_prometheus_gets_every_device() {
+    let Some(prometheus) = on_path("prometheus") else {
+        eprintln!(
+            "SKIPPED a_real_prometheus_gets_every_device: the `prometheus` binary is not on \
+             PATH (Debian: apt-get install prometheus)"
+        );
+        return;
+    };
+    let fake = fake(25).await;
+    let exporter = Exporter::start(&fake, &["--interval", "1h"]);
+    exporter.wait_healthy(true).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: leapcraft\n    static_configs:\n      \
+             - targets: ['{}']\n",
+            exporter.addr
+        ),
+    )
+    .unwrap();
+    // Prometheus cannot report a port it picked: take a free one and hand it over.
+    let web = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut server = Command::new(prometheus)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address={web}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct KillOnDrop<'a>(&'a mut Child);
+    impl Drop for KillOnDrop<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = KillOnDrop(&mut server);
+
+    let expected = expected_co2(&fake);
+    let query = format!("http://{web}/api/v1/query?query=leapcraft_co2_ppm");
+    let deadline = Instant::now() + DEADLINE;
+    let series = loop {
+        // Refused until Prometheus listens; empty until its first scrape.
+        if let Ok(response) = exporter.http.get(&query).send().await
+            && let Ok(answer) = response.json::<Value>().await
+            && let Some(result) = answer["data"]["result"].as_array()
+            && result.len() == expected.len()
+        {
+            break result.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus has not got every device's CO2 within {DEADLINE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut seen = BTreeMap::new();
+    for s in &series {
+        let labels = &s["metric"];
+        assert_eq!(labels["__name__"], "leapcraft_co2_ppm");
+        assert_eq!(labels["job"], "leapcraft");
+        assert_eq!(labels["instance"], exporter.addr.to_string());
+        let id = labels["physical_id"].as_str().unwrap().to_owned();
+        let ppm: f64 = s["value"][1].as_str().unwrap().parse().unwrap();
+        seen.insert(id, ppm);
+    }
+    assert_eq!(seen, expected);
+    let out = exporter.stop();
+    assert!(out.status.success(), "{out:?}");
+}

@@ -1,0 +1,320 @@
+//! What the CLI tests share: the binary with a clean environment, readers of its output, and
+//! [`Scripted`], a purpose-built server for what the fake does not do (hostile text, extreme
+//! values, failures on one page, requests that never end).
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use assert_cmd::Command;
+use axum::body::Bytes;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use futures::future::BoxFuture;
+use leapcraft_fake::FakeServer;
+use serde_json::Value;
+
+/// The binary, with no key nor base URL in its environment.
+pub fn bare() -> Command {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("leapcraft"));
+    cmd.env_remove("LEAPCRAFT_API_KEY")
+        .env_remove("LEAPCRAFT_BASE_URL")
+        .env_remove("COLUMNS")
+        .timeout(Duration::from_secs(120));
+    cmd
+}
+
+/// The binary, pointed at `base_url` with `key`.
+pub fn leapcraft_at(base_url: &str, key: &str) -> Command {
+    let mut cmd = bare();
+    cmd.args(["--base-url", base_url, "--api-key", key]);
+    cmd
+}
+
+/// The binary, pointed at `fake`.
+pub fn leapcraft(fake: &FakeServer) -> Command {
+    leapcraft_at(fake.base_url(), fake.api_key())
+}
+
+/// The binary as a child process pointed at `base_url` (for tests that interrupt it), its
+/// stdout and stderr piped.
+pub fn spawn_at(base_url: &str, key: &str, args: &[&str]) -> Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin!("leapcraft"))
+        .env_remove("LEAPCRAFT_API_KEY")
+        .env_remove("LEAPCRAFT_BASE_URL")
+        .env_remove("COLUMNS")
+        .args(["--base-url", base_url, "--api-key", key])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts")
+}
+
+/// Ctrl-C: SIGINT to `child`.
+pub fn interrupt(child: &Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+/// A fake with every default.
+pub async fn fake() -> FakeServer {
+    FakeServer::builder()
+        .start()
+        .await
+        .expect("the fake starts")
+}
+
+/// What a successful run printed on stdout (nothing on stderr when it is not a terminal).
+pub fn stdout_of(cmd: &mut Command) -> String {
+    let out = cmd.assert().success().get_output().clone();
+    assert!(
+        out.stderr.is_empty(),
+        "nothing on stderr when it is not a terminal: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+pub fn json(cmd: &mut Command) -> Value {
+    let out = stdout_of(cmd.args(["--format", "json"]));
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+pub fn json_list(cmd: &mut Command) -> Vec<Value> {
+    match json(cmd) {
+        Value::Array(items) => items,
+        other => panic!("expected an array, got {other}"),
+    }
+}
+
+/// CSV text: header, then rows (each checked to have as many cells as the header).
+pub fn parse_csv(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let rows: Vec<Vec<String>> = reader
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect();
+    for row in &rows {
+        assert_eq!(row.len(), header.len(), "{text}");
+    }
+    (header, rows)
+}
+
+/// The CSV output of a successful run.
+pub fn csv(cmd: &mut Command) -> (Vec<String>, Vec<Vec<String>>) {
+    parse_csv(&stdout_of(cmd.args(["--format", "csv"])))
+}
+
+pub fn table(cmd: &mut Command) -> String {
+    let out = stdout_of(cmd);
+    assert!(!out.trim().is_empty());
+    out
+}
+
+pub fn ids(items: &[Value], key: &str) -> Vec<String> {
+    items
+        .iter()
+        .map(|i| i[key].as_str().expect("an id").to_owned())
+        .collect()
+}
+
+/// The API key [`Scripted`] accepts.
+pub const KEY: &str = "scripted-key";
+
+/// A request to a [`Scripted`] server, the token exchange aside.
+#[derive(Debug, Clone)]
+pub struct Req {
+    /// The path, such as `/v1/devices`.
+    pub path: String,
+    /// The query parameters.
+    pub query: HashMap<String, String>,
+}
+
+impl Req {
+    /// The query parameter `name`, as a number.
+    pub fn int(&self, name: &str) -> Option<i64> {
+        self.query.get(name)?.parse().ok()
+    }
+}
+
+type Handler = Arc<dyn Fn(Req) -> BoxFuture<'static, Response> + Send + Sync>;
+
+/// A server on 127.0.0.1 that exchanges [`KEY`] for a token and answers every other request
+/// with a handler written for the test. It records the requests, and stops when dropped.
+pub struct Scripted {
+    base_url: String,
+    requests: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Scripted {
+    pub async fn start<F, Fut>(handler: F) -> Self
+    where
+        F: Fn(Req) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response> + Send + 'static,
+    {
+        let handler: Handler = Arc::new(move |req| Box::pin(handler(req)));
+        let requests: Arc<Mutex<Vec<String>>> = Arc::default();
+        let seen = requests.clone();
+        let app = axum::Router::new()
+            .route(
+                "/v1/auth/client/token",
+                axum::routing::post(|body: Bytes| async move {
+                    let form: HashMap<String, String> =
+                        url_decoded(std::str::from_utf8(&body).unwrap_or_default());
+                    if form.get("api_key").map(String::as_str) == Some(KEY) {
+                        reply(200, serde_json::json!({"type": "bearer", "token": "tok"}))
+                    } else {
+                        reply(401, serde_json::json!({"message": "Invalid API key"}))
+                    }
+                }),
+            )
+            .fallback(move |uri: Uri| {
+                let handler = handler.clone();
+                seen.lock().unwrap().push(uri.to_string());
+                let req = Req {
+                    path: uri.path().to_owned(),
+                    query: url_decoded(uri.query().unwrap_or_default()),
+                };
+                async move { handler(req).await }
+            });
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            base_url: format!("http://{addr}/v1"),
+            requests,
+            task,
+        }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The requests so far (path and query), the token exchange aside.
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// How many requests had a path starting with `prefix`.
+    pub fn count(&self, prefix: &str) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.starts_with(prefix))
+            .count()
+    }
+
+    /// The binary, pointed at this server with the right key.
+    pub fn leapcraft(&self) -> Command {
+        leapcraft_at(self.base_url(), KEY)
+    }
+}
+
+impl Drop for Scripted {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn url_decoded(query: &str) -> HashMap<String, String> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// A JSON response.
+pub fn reply(status: u16, body: Value) -> Response {
+    (
+        StatusCode::from_u16(status).unwrap(),
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// The devices `ids` as `GET /devices` answers for `req` (paged by `page` and `limit`).
+pub fn device_page(ids: &[String], req: &Req) -> Response {
+    let limit = req.int("limit").unwrap_or(100);
+    let page = req.int("page").unwrap_or(1);
+    let items: Vec<Value> = if limit == -1 {
+        ids.iter().map(|id| device(id)).collect()
+    } else {
+        ids.iter()
+            .skip(((page - 1) * limit) as usize)
+            .take(limit as usize)
+            .map(|id| device(id))
+            .collect()
+    };
+    reply(200, Value::Array(items))
+}
+
+/// A plain device.
+pub fn device(id: &str) -> Value {
+    serde_json::json!({"physical_id": id, "name": null, "type": "airbird", "meta": {}})
+}
+
+/// `n` device ids: `dev-0000`...
+pub fn device_ids(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("dev-{i:04}")).collect()
+}
+
+/// The last path segment of a request (the id of `/telemetry/{id}`), decoded.
+pub fn last_segment(req: &Req) -> String {
+    let segment = req.path.rsplit('/').next().unwrap_or_default();
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Whether `bytes` can be shown on a terminal: no C0 control but line feed, no DEL, no C1
+/// control (as UTF-8).
+pub fn assert_terminal_safe(what: &str, bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    let bad: Vec<char> = text
+        .chars()
+        .filter(|&c| c.is_control() && c != '\n')
+        .collect();
+    assert!(bad.is_empty(), "{what}: raw controls {bad:?} in:\n{text}");
+}
+
+/// Whether every cell of a CSV text is one a spreadsheet shows as text or a number.
+pub fn assert_spreadsheet_safe(what: &str, csv_text: &str) {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(csv_text.as_bytes());
+    for record in reader.records() {
+        for cell in record.unwrap().iter() {
+            let formula =
+                cell.starts_with(['=', '+', '-', '@', '\t', '\r']) && cell.parse::<f64>().is_err();
+            assert!(!formula, "{what}: a formula cell {cell:?} in:\n{csv_text}");
+        }
+    }
+}
+
+/// Waits for the next event a scripted handler sends, at most a minute.
+pub async fn next_event<T>(events: &mut tokio::sync::mpsc::UnboundedReceiver<T>) -> T {
+    tokio::time::timeout(Duration::from_secs(60), events.recv())
+        .await
+        .expect("the event comes within a minute")
+        .expect("the server is still there")
+}
