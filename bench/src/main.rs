@@ -4,20 +4,25 @@
 //! ```text
 //! cargo run --release -p leapcraft-bench               # full run, rewrites BENCHMARKS.md
 //! cargo run --release -p leapcraft-bench -- --quick    # tiny sizes, prints only
+//! cargo run --release -p leapcraft-bench -- --only 5   # figure 5 alone, rewrites its part
 //! ```
 //!
 //! Options: `--quick` (tiny sizes; does not write unless `--out` is given), `--out PATH`
-//! (where to write), `--no-write` (print only), `--only 6` (those figures alone, comma
-//! separated; print only unless `--out` is given).
+//! (where to write), `--no-write` (print only), `--only 5` or `--only 1,4` (those figures
+//! alone). The results go to BENCHMARKS.md in two generated parts: the table of figures 1–4,
+//! 6 and 7, rewritten by a run of them all (a partial table only where `--out` says), and
+//! figure 5's, rewritten whenever it ran.
 //!
 //! Every figure is a ratio or a count measured in the same run, so it holds on a noisy
 //! machine. The fake runs in this process for the timing and count figures (1, 2 timing, 4,
-//! 7); memory and CPU figures (2 RSS, 3) are measured in child processes (this binary
+//! 5, 7); memory and CPU figures (2 RSS, 3) are measured in child processes (this binary
 //! re-executed with a hidden subcommand) that talk to the fake served by this process, so
 //! neither the fake nor the other mode pollutes them. Figure 7 runs the `leapcraft` binary
 //! built beside this one: `cargo build --release -p leapcraft-cli` first.
 
 mod exporter;
+
+mod rate_limits;
 
 use std::fmt::Write as _;
 use std::process::Command;
@@ -31,8 +36,15 @@ use serde::{Deserialize, Serialize};
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type Result<T, E = BoxError> = std::result::Result<T, E>;
 
-const BEGIN: &str = "<!-- leapcraft-bench:begin (generated: edit outside these markers) -->";
-const END: &str = "<!-- leapcraft-bench:end -->";
+/// The markers of the generated parts of BENCHMARKS.md: figures 1–4, 6 and 7; figure 5.
+const MAIN: (&str, &str) = (
+    "<!-- leapcraft-bench:begin (generated: edit outside these markers) -->",
+    "<!-- leapcraft-bench:end -->",
+);
+const FIGURE_5: (&str, &str) = (
+    "<!-- leapcraft-bench:figure-5:begin (generated: edit outside these markers) -->",
+    "<!-- leapcraft-bench:figure-5:end -->",
+);
 
 /// The sizes of one run.
 #[derive(Debug, Clone)]
@@ -53,6 +65,7 @@ struct Sizes {
     overhead_warmup: usize,
     storm_calls: usize,
     storm_latency: Duration,
+    rates: rate_limits::RateSizes,
     exporter_devices: usize,
     exporter_latency: Duration,
     exporter_scrapes: usize,
@@ -78,6 +91,7 @@ impl Sizes {
             overhead_warmup: 2_000,
             storm_calls: 1_000,
             storm_latency: Duration::from_millis(50),
+            rates: rate_limits::RateSizes::full(),
             exporter_devices: 10_000,
             exporter_latency: Duration::from_millis(10),
             exporter_scrapes: 21,
@@ -102,6 +116,7 @@ impl Sizes {
             overhead_warmup: 20,
             storm_calls: 100,
             storm_latency: Duration::from_millis(20),
+            rates: rate_limits::RateSizes::quick(),
             exporter_devices: 200,
             exporter_latency: Duration::from_millis(1),
             exporter_scrapes: 3,
@@ -157,52 +172,20 @@ fn run(args: &[String]) -> Result<()> {
         .position(|a| a == "--out")
         .and_then(|i| args.get(i + 1))
         .cloned();
-    // `--only 6` or `--only 1,4`: those figures alone, printed (a partial table is not
-    // written unless `--out` says where).
+    let no_write = args.iter().any(|a| a == "--no-write");
+    // `--only 5` or `--only 1,4`: those figures alone.
     let only: Option<Vec<String>> = args
         .iter()
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1))
         .map(|list| list.split(',').map(|f| f.trim().to_owned()).collect());
     let wanted = |figure: &str| only.as_ref().is_none_or(|f| f.iter().any(|x| x == figure));
-    let no_write = args.iter().any(|a| a == "--no-write") || only.is_some();
     let sizes = if quick { Sizes::quick() } else { Sizes::full() };
     let exe = std::env::current_exe()?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let started = Instant::now();
-    let mut rows = Vec::new();
-    rt.block_on(async {
-        if wanted("1") {
-            eprintln!("[1/6] latest readings, sequential vs latest_many ...");
-            rows.extend(bulk(&sizes).await?);
-        }
-        if wanted("2") {
-            eprintln!("[2/6] streaming, prefetch and peak RSS ...");
-            rows.extend(streaming(&sizes, &exe).await?);
-        }
-        if wanted("3") {
-            eprintln!("[3/6] wrapper overhead (CPU per call, in a child process) ...");
-            rows.extend(overhead(&sizes, &exe).await?);
-        }
-        if wanted("4") {
-            eprintln!("[4/6] refresh storm ...");
-            rows.extend(storm(&sizes).await?);
-        }
-        if wanted("6") {
-            eprintln!("[5/6] leapcraft serve at scale (a child process) ...");
-            rows.extend(exporter::figure(&sizes).await?);
-        }
-        if wanted("7") {
-            eprintln!("[6/6] leapcraft latest --all, end to end through the binary ...");
-            rows.extend(cli_latest_all(&sizes, &exe).await?);
-        }
-        Ok::<_, BoxError>(())
-    })?;
-    let elapsed = started.elapsed();
-
     let command = format!(
         "cargo run --release -p leapcraft-bench{}",
         if args.is_empty() {
@@ -211,9 +194,9 @@ fn run(args: &[String]) -> Result<()> {
             format!(" -- {}", args.join(" "))
         }
     );
-    let report = report(&sizes, &rows, &command, elapsed);
-    println!("{report}");
-
+    // A partial table is written only where `--out` says: it would hide the figures that
+    // did not run.
+    let main_table = only.is_none() || out.is_some();
     let target = match (out, quick || no_write) {
         (Some(path), _) => Some(std::path::PathBuf::from(path)),
         (None, false) => Some(
@@ -223,9 +206,61 @@ fn run(args: &[String]) -> Result<()> {
         ),
         (None, true) => None,
     };
-    if let Some(path) = target {
-        write_report(&path, &report)?;
-        eprintln!("written to {}", path.display());
+
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    let mut figure_5 = None;
+    rt.block_on(async {
+        if wanted("1") {
+            eprintln!("[1/7] latest readings, sequential vs latest_many ...");
+            rows.extend(bulk(&sizes).await?);
+        }
+        if wanted("2") {
+            eprintln!("[2/7] streaming, prefetch and peak RSS ...");
+            rows.extend(streaming(&sizes, &exe).await?);
+        }
+        if wanted("3") {
+            eprintln!("[3/7] wrapper overhead (CPU per call, in a child process) ...");
+            rows.extend(overhead(&sizes, &exe).await?);
+        }
+        if wanted("4") {
+            eprintln!("[4/7] refresh storm ...");
+            rows.extend(storm(&sizes).await?);
+        }
+        if wanted("5") {
+            eprintln!("[5/7] rate limits: latest_many against a rate-limited fake ...");
+            let started = Instant::now();
+            let (rows, timeline) = rate_limits::figure(&sizes).await?;
+            figure_5 = Some(format!(
+                "{}\nRate over time in the last run, interval by interval:\n\n{timeline}",
+                report(&sizes, &rows, &command, started.elapsed())
+            ));
+        }
+        if wanted("6") {
+            eprintln!("[6/7] leapcraft serve at scale (a child process) ...");
+            rows.extend(exporter::figure(&sizes).await?);
+        }
+        if wanted("7") {
+            eprintln!("[7/7] leapcraft latest --all, end to end through the binary ...");
+            rows.extend(cli_latest_all(&sizes, &exe).await?);
+        }
+        Ok::<_, BoxError>(())
+    })?;
+
+    if !rows.is_empty() {
+        let report = report(&sizes, &rows, &command, started.elapsed());
+        println!("{report}");
+        if let Some(path) = target.as_ref().filter(|_| main_table) {
+            write_report(path, MAIN, &report)?;
+            eprintln!("written to {}", path.display());
+        }
+    }
+    if let Some(report) = figure_5 {
+        println!("{report}");
+        if let Some(path) = &target {
+            write_report(path, FIGURE_5, &report)?;
+            eprintln!("figure 5 written to {}", path.display());
+        }
     }
     Ok(())
 }
@@ -1130,12 +1165,12 @@ fn report(s: &Sizes, rows: &[Row], command: &str, elapsed: Duration) -> String {
 }
 
 /// Writes the report between the markers, keeping whatever the file holds outside them.
-fn write_report(path: &std::path::Path, report: &str) -> Result<()> {
-    let block = format!("{BEGIN}\n{report}{END}");
+fn write_report(path: &std::path::Path, (begin, end): (&str, &str), report: &str) -> Result<()> {
+    let block = format!("{begin}\n{report}{end}");
     let text = match std::fs::read_to_string(path) {
-        Ok(old) => match (old.find(BEGIN), old.find(END)) {
+        Ok(old) => match (old.find(begin), old.find(end)) {
             (Some(b), Some(e)) if b < e => {
-                format!("{}{block}{}", &old[..b], &old[e + END.len()..])
+                format!("{}{block}{}", &old[..b], &old[e + end.len()..])
             }
             _ => format!("{old}\n{block}\n"),
         },

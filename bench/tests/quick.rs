@@ -23,6 +23,9 @@ fn quick_mode_runs_and_prints_every_figure() {
         "| 2 | peak RSS (VmHWM) collect()",
         "| 3 | leapcraft-ext Client::device",
         "| 4 | refresh storm: 100 concurrent calls on an expired token",
+        "| 5 | the same with the adaptive rate limiter (the default)",
+        "| 5 | the limit drops to 50 req/s",
+        "| until (s) | server limit (req/s) |",
         // Measured where the `leapcraft` binary is built (as by `cargo test --workspace`).
         "| 6 | leapcraft serve",
         "| 7 | leapcraft latest --all, 64 devices",

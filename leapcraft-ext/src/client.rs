@@ -14,7 +14,9 @@ use crate::auth::TokenCache;
 use crate::error::Error;
 use crate::exchange::KeyExchange;
 use crate::pipeline::{Pipeline, Timeouts};
+use crate::rate_limit::{RateLimit, RateLimiter};
 use crate::retry::RetryPolicy;
+use crate::retry_budget::RetryBudget;
 use crate::sleep::{Sleep, TokioSleep};
 use crate::stats::{ClientStats, Counters};
 use crate::transport::{Credential, GeneratedError, Route};
@@ -30,10 +32,11 @@ pub const BASE_URL_ENV: &str = "LEAPCRAFT_BASE_URL";
 
 /// A client of the Leapcraft API.
 ///
-/// Cheap to clone: clones share the bearer token, the connection pool and the
-/// configuration. The API key is exchanged for a token on first use; the token is refreshed
-/// when the API stops accepting it; idempotent calls are retried with backoff. See
-/// [`ClientBuilder`] for the settings.
+/// Cheap to clone: clones share the bearer token, the connection pool, the rate limiter, the
+/// retry budget and the configuration. The API key is exchanged for a token on first use; the
+/// token is refreshed when the API stops accepting it; idempotent calls are retried with
+/// backoff; requests are paced to what the API accepts. See [`ClientBuilder`] for the
+/// settings.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), leapcraft_ext::Error> {
@@ -83,16 +86,20 @@ impl Client {
     }
 
     /// What this client and its clones have done so far: requests by operation and status,
-    /// retries, token exchanges.
+    /// retries, token exchanges, and the pace: the rate in force and how many attempts
+    /// waited for their turn.
     pub fn stats(&self) -> ClientStats {
+        let pipeline = &self.route.pipeline;
         ClientStats {
             token_exchanges: self.tokens.exchanges(),
-            ..self.route.pipeline.counters.snapshot()
+            request_rate: pipeline.limiter.rate(),
+            rate_limited: pipeline.limiter.delayed(),
+            ..pipeline.counters.snapshot()
         }
     }
 
-    /// The generated client, with this client's authentication, retries and timeouts
-    /// applied: for anything this crate does not wrap.
+    /// The generated client, with this client's authentication, retries, pacing and
+    /// timeouts applied: for anything this crate does not wrap.
     ///
     /// Its requests take the same path as this client's own calls (token, retries, timeouts,
     /// body limits). Its errors are the generated client's own: an error response is the
@@ -135,6 +142,7 @@ impl Client {
 /// | [`attempt_timeout`](Self::attempt_timeout) | 30 s per attempt, body included |
 /// | [`overall_timeout`](Self::overall_timeout) | 120 s per call, retries included |
 /// | [`retry_policy`](Self::retry_policy) | [`RetryPolicy::default`] |
+/// | [`rate_limit`](Self::rate_limit) | [`RateLimit::Adaptive`]: learned from the API's `429`s |
 /// | [`max_response_bytes`](Self::max_response_bytes) | 64 MiB ([`DEFAULT_MAX_RESPONSE_BYTES`]) |
 /// | [`max_token_age`](Self::max_token_age) | none: a token is used until refused |
 /// | [`http_client`](Self::http_client) | a new `reqwest::Client` |
@@ -164,6 +172,7 @@ pub struct ClientBuilder {
     connect_timeout: Duration,
     timeouts: Timeouts,
     retry: RetryPolicy,
+    rate_limit: RateLimit,
     max_response_bytes: usize,
     max_token_age: Option<Duration>,
     allow_insecure_http: bool,
@@ -183,6 +192,7 @@ impl Default for ClientBuilder {
                 overall: Some(Duration::from_secs(120)),
             },
             retry: RetryPolicy::default(),
+            rate_limit: RateLimit::default(),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             max_token_age: None,
             allow_insecure_http: false,
@@ -200,6 +210,7 @@ impl fmt::Debug for ClientBuilder {
             .field("connect_timeout", &self.connect_timeout)
             .field("timeouts", &self.timeouts)
             .field("retry", &self.retry)
+            .field("rate_limit", &self.rate_limit)
             .field("max_response_bytes", &self.max_response_bytes)
             .field("max_token_age", &self.max_token_age)
             .field("allow_insecure_http", &self.allow_insecure_http)
@@ -277,6 +288,40 @@ impl ClientBuilder {
         self
     }
 
+    /// How requests are paced: see [`RateLimit`]. By default the client learns the API's
+    /// pace from its `429` responses.
+    ///
+    /// ```
+    /// use leapcraft_ext::{Client, RateLimit};
+    ///
+    /// let unpaced = Client::builder().api_key("KEY").rate_limit(RateLimit::Off).build()?;
+    /// assert_eq!(unpaced.stats().request_rate, None);
+    /// # Ok::<(), leapcraft_ext::Error>(())
+    /// ```
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.rate_limit = limit;
+        self
+    }
+
+    /// At most `per_second` requests a second, one at a time: short for
+    /// `rate_limit(RateLimit::Fixed { per_second, burst: 1 })` (a fixed pace, whatever the
+    /// API answers). [`build`](Self::build) refuses a rate that is not positive and finite.
+    ///
+    /// ```
+    /// let client = leapcraft_ext::Client::builder()
+    ///     .api_key("KEY")
+    ///     .max_requests_per_second(2.5)
+    ///     .build()?;
+    /// assert_eq!(client.stats().request_rate, Some(2.5));
+    /// # Ok::<(), leapcraft_ext::Error>(())
+    /// ```
+    pub fn max_requests_per_second(self, per_second: f64) -> Self {
+        self.rate_limit(RateLimit::Fixed {
+            per_second,
+            burst: 1,
+        })
+    }
+
     /// The most bytes read of one successful response's body; a larger one fails the call
     /// with [`Error::ResponseTooLarge`] without reading the rest (memory stays near the limit,
     /// whatever the server announces or sends). The default, 64 MiB, holds a `limit=-1`
@@ -300,7 +345,8 @@ impl ClientBuilder {
         self
     }
 
-    /// How to wait between attempts (tokio's timer by default).
+    /// How to wait between attempts and for a turn under the rate limit (tokio's timer by
+    /// default).
     pub fn sleep(mut self, sleep: impl Sleep) -> Self {
         self.sleep = Arc::new(sleep);
         self
@@ -309,8 +355,8 @@ impl ClientBuilder {
     /// Checks the settings and builds the client. Sends nothing.
     ///
     /// Fails with [`Error::InvalidInput`] without an API key, on a base URL that is not an
-    /// absolute `https://` URL (or `http://` to loopback, unless allowed), or if the HTTP
-    /// client cannot be built.
+    /// absolute `https://` URL (or `http://` to loopback, unless allowed), on a fixed rate
+    /// limit that is not a positive, finite number, or if the HTTP client cannot be built.
     pub fn build(self) -> Result<Client, Error> {
         let api_key = self
             .api_key
@@ -321,6 +367,8 @@ impl ClientBuilder {
                 ))
             })?;
         let base_url = check_base_url(&self.base_url, self.allow_insecure_http)?;
+        let limiter = RateLimiter::new(&self.rate_limit).map_err(Error::invalid)?;
+        let budget = RetryBudget::new(self.retry.retry_budget());
         let user_agent = match &self.app_name {
             Some(app) => format!("leapcraft-rs/{} {app}", env!("CARGO_PKG_VERSION")),
             None => format!("leapcraft-rs/{}", env!("CARGO_PKG_VERSION")),
@@ -349,6 +397,8 @@ impl ClientBuilder {
             max_body: self.max_response_bytes,
             sleep: self.sleep,
             counters: Counters::default(),
+            limiter,
+            budget,
             api_key: api_key.clone(),
         });
         let exchange = KeyExchange {
@@ -459,6 +509,26 @@ mod tests {
             );
         }
         assert!(check_base_url("http://api.leapcraft.com/v1", true).is_ok());
+    }
+
+    #[test]
+    fn a_fixed_rate_must_be_a_positive_number() {
+        for rate in [0.0, -2.0, f64::NAN, f64::INFINITY] {
+            let built = Client::builder()
+                .api_key("k")
+                .max_requests_per_second(rate)
+                .build();
+            assert!(matches!(built, Err(Error::InvalidInput(_))), "{rate}");
+        }
+        let tiny = Client::builder()
+            .api_key("k")
+            .rate_limit(RateLimit::Fixed {
+                per_second: f64::MIN_POSITIVE,
+                burst: 0,
+            })
+            .build()
+            .unwrap();
+        assert_eq!(tiny.stats().request_rate, Some(f64::MIN_POSITIVE));
     }
 
     #[test]

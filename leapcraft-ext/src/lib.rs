@@ -2,7 +2,8 @@
 //!
 //! [`Client`] wraps the generated [`leapcraft_api`] client with what a long-running service
 //! needs: the API key exchanged for a bearer token lazily and again when the token stops
-//! working (one exchange for all concurrent callers), retries with backoff and `Retry-After`,
+//! working (one exchange for all concurrent callers), retries with backoff and `Retry-After`
+//! within a shared retry budget, a pace learned from the API's `429`s ([`RateLimit`]),
 //! timeouts per attempt and per call, one error type that says what happened, and secrets
 //! that never reach a log line or an error message.
 //!
@@ -30,15 +31,18 @@
 
 #![deny(missing_docs)]
 
-// Read top-down: what goes wrong, what a response says, when to retry, tokens, the one
-// request pipeline and how the generated client reaches it, the client, then the API families.
+// Read top-down: what goes wrong, what a response says, when to retry, tokens, pacing, the
+// one request pipeline and how the generated client reaches it, the client, then the API
+// families.
 mod auth;
 mod client;
 mod error;
 mod exchange;
 mod pipeline;
+mod rate_limit;
 mod response;
 mod retry;
+mod retry_budget;
 mod sleep;
 mod stats;
 mod transport;
@@ -77,6 +81,7 @@ pub use error::{
     ApiError, AuthError, AuthErrorKind, DecodeError, Error, MAX_SNIPPET, TransportError,
 };
 pub use leapcraft_api::types;
+pub use rate_limit::RateLimit;
 pub use retry::RetryPolicy;
 pub use sleep::{Sleep, SleepFuture, TokioSleep};
 pub use stats::ClientStats;

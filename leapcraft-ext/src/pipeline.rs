@@ -1,11 +1,14 @@
-//! The one loop every request goes through: attempts, waits, token refreshes and timeouts,
-//! for the methods of [`Client`](crate::Client) and for calls through
-//! [`Client::api`](crate::Client::api) alike.
+//! The one loop every request goes through: pacing, attempts, waits, token refreshes, the
+//! retry budget and timeouts, for the methods of [`Client`](crate::Client) and for calls
+//! through [`Client::api`](crate::Client::api) alike.
 //!
 //! [`Pipeline::invoke`] runs a call under its overall deadline; `try_op` makes attempts until
-//! [`decide`] says stop; `try_attempt` sends one request and reads its body, within the
-//! attempt's timeout and the body limits (see [`Buffered::read`]). Everything an attempt held
-//! (connection, body, token) is dropped before a backoff wait starts.
+//! [`decide`] says stop, each one after its turn from the rate limiter (see
+//! [`RateLimiter::acquire`]), and tells the limiter of every `429`; `try_attempt` sends one
+//! request and reads its body, within the attempt's timeout and the body limits (see
+//! [`Buffered::read`]). Everything an attempt held (connection, body, token) is dropped
+//! before a backoff wait starts. The loop spends from the retry budget for each retry and
+//! gives back when a call succeeds; [`decide`] is told what is left.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -18,8 +21,12 @@ use tracing::Instrument;
 
 use crate::auth::{Token, TokenCache};
 use crate::error::{Error, Redact, error_chain};
+use crate::rate_limit::RateLimiter;
 use crate::response::{Buffered, ReadError, retry_after};
-use crate::retry::{Action, Facts, FailureKind, Observed, RetryPolicy, TokenUse, decide};
+use crate::retry::{
+    Action, Facts, FailureKind, Observed, RetryPolicy, SUCCESS_REWARD, TokenUse, decide,
+};
+use crate::retry_budget::RetryBudget;
 use crate::sleep::Sleep;
 use crate::stats::Counters;
 
@@ -43,6 +50,10 @@ pub(crate) struct Pipeline {
     pub max_body: usize,
     pub sleep: Arc<dyn Sleep>,
     pub counters: Counters,
+    /// Paces every attempt of every clone.
+    pub limiter: RateLimiter,
+    /// What retries may still spend, for every clone.
+    pub budget: RetryBudget,
     /// Redacted from anything an error quotes.
     pub api_key: Arc<SecretString>,
 }
@@ -98,6 +109,8 @@ impl AttemptFailure {
 struct Progress {
     attempts: u32,
     status: Option<StatusCode>,
+    /// What the last retry cost, given back if the call succeeds.
+    retry_cost: Option<u32>,
 }
 
 impl Pipeline {
@@ -143,6 +156,10 @@ impl Pipeline {
                 Some(tokens) => Some(tokens.token().await?),
                 None => None,
             };
+            // The token first, then the turn, right before sending: turns taken while a token
+            // exchange ran would all be spent at once when it ended, a burst. (A token that
+            // expires during the wait is refreshed on the `401`, as any.)
+            let permit = self.limiter.acquire(&*self.sleep).await;
             let Some(mut request) = call.request.try_clone() else {
                 return Err(Error::invalid(format!(
                     "{}: a request with a streaming body cannot be sent by this client",
@@ -182,6 +199,9 @@ impl Pipeline {
             progress.status = status;
             self.counters
                 .request(call.operation, status.map_or(0, |s| s.as_u16()));
+            if status == Some(StatusCode::TOO_MANY_REQUESTS) {
+                self.limiter.throttled(permit);
+            }
             let token_use = match (&token, status) {
                 (None, _) => TokenUse::None,
                 (Some(token), Some(StatusCode::UNAUTHORIZED)) => token.use_when_refused(first_send),
@@ -198,9 +218,24 @@ impl Pipeline {
                 idempotent: call.idempotent,
                 token: token_use,
                 jitter: rand::random(),
+                budget: self.budget.left(),
             };
             match decide(&self.policy, &facts) {
-                Action::Stop => return self.finish(call.operation, outcome, token, progress),
+                Action::Stop => {
+                    if status.is_some_and(|s| s.is_success()) {
+                        self.budget
+                            .refill(progress.retry_cost.unwrap_or(SUCCESS_REWARD));
+                    }
+                    return self.finish(call.operation, outcome, token, progress);
+                }
+                Action::OutOfBudget => {
+                    tracing::warn!(
+                        attempt = progress.attempts,
+                        status = status.map(|s| s.as_u16()),
+                        "not retrying: the client's retry budget is spent (too many failures lately)"
+                    );
+                    return self.finish(call.operation, outcome, token, progress);
+                }
                 Action::RefreshToken => {
                     tracing::debug!(
                         "401 to a token that had been used: it expired; refreshing the token and resending"
@@ -210,7 +245,9 @@ impl Pipeline {
                     }
                     self.counters.retry();
                 }
-                Action::Retry(wait) => {
+                Action::Retry { wait, cost } => {
+                    self.budget.spend(cost);
+                    progress.retry_cost = Some(cost);
                     tracing::info!(
                         attempt = progress.attempts,
                         wait_ms = wait.as_millis() as u64,

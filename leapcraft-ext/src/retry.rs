@@ -2,7 +2,15 @@
 //! attempt from what the attempt produced.
 //!
 //! `decide` has no side effects and reads no clock and no random source: the caller hands it
-//! the facts (time left, a random jitter) and carries out the action. That keeps it a table.
+//! the facts (time left, a random jitter, what is left of the retry budget) and carries out
+//! the action (waiting, spending from the budget). That keeps it a table.
+//!
+//! The retry budget is smithy-rs's retry quota: a client's retries spend from one shared
+//! bucket of tokens ([`RetryPolicy::with_retry_budget`], 500 by default) that successes fill
+//! again. A retry costs [`RETRY_COST`], one after a timeout or a connection failure (the signs
+//! of an outage) [`TRANSIENT_RETRY_COST`]; a call that succeeds gives back what its last retry
+//! cost, or [`SUCCESS_REWARD`] if it needed none. When the bucket cannot pay for a retry, the
+//! failure is the call's outcome at once: an outage does not multiply the load on the API.
 
 use std::time::Duration;
 
@@ -22,6 +30,12 @@ use crate::response::is_retryable_status;
 /// requests had used (it expired) costs an attempt too: the token is refreshed and the
 /// request resent at once.
 ///
+/// Retries also spend from a retry budget shared by all clones of a client: 500 tokens by
+/// default, 5 for a retry, 10 for one after a timeout or a connection failure, paid back
+/// when the call succeeds (1 for a call that needed no retry). When the budget cannot pay, a
+/// failure that would have been retried is returned at once, so that an outage does not
+/// multiply the load on the API.
+///
 /// ```
 /// use std::time::Duration;
 /// use leapcraft_ext::RetryPolicy;
@@ -38,16 +52,19 @@ pub struct RetryPolicy {
     initial_backoff: Duration,
     max_backoff: Duration,
     max_retry_after: Duration,
+    retry_budget: u32,
 }
 
 impl Default for RetryPolicy {
-    /// 4 attempts, backoff from 100 ms up to 5 s, `Retry-After` honoured up to 30 s.
+    /// 4 attempts, backoff from 100 ms up to 5 s, `Retry-After` honoured up to 30 s, a retry
+    /// budget of 500.
     fn default() -> Self {
         Self {
             max_attempts: 4,
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
             max_retry_after: Duration::from_secs(30),
+            retry_budget: 500,
         }
     }
 }
@@ -82,9 +99,21 @@ impl RetryPolicy {
         self
     }
 
+    /// The size of the retry budget shared by a client's calls (see above): 500 by default;
+    /// 0 allows no retry, `u32::MAX` is as good as no budget.
+    pub fn with_retry_budget(mut self, tokens: u32) -> Self {
+        self.retry_budget = tokens;
+        self
+    }
+
     /// Attempts per call, the first included.
     pub fn max_attempts(&self) -> u32 {
         self.max_attempts
+    }
+
+    /// The size of the retry budget.
+    pub fn retry_budget(&self) -> u32 {
+        self.retry_budget
     }
 
     /// The wait before retry number `retry` (1 for the first), given the server's
@@ -155,6 +184,14 @@ impl FailureKind {
     }
 }
 
+/// What a retry costs from the budget.
+pub(crate) const RETRY_COST: u32 = 5;
+/// What a retry after a timeout or a failed connection costs: those are the signs of an
+/// outage, where retries help least.
+pub(crate) const TRANSIENT_RETRY_COST: u32 = 10;
+/// What a call that succeeded without a retry gives to the budget.
+pub(crate) const SUCCESS_REWARD: u32 = 1;
+
 /// Whether a connection failed in TLS: TLS stacks report handshake and certificate failures
 /// as I/O errors of kind `InvalidData` (rustls), or name them.
 fn is_tls(e: &reqwest::Error) -> bool {
@@ -211,6 +248,8 @@ pub(crate) struct Facts {
     pub token: TokenUse,
     /// A random number in `[0, 1)`, for the wait's jitter.
     pub jitter: f64,
+    /// Tokens left in the client's retry budget.
+    pub budget: u32,
 }
 
 /// What the call does next.
@@ -218,16 +257,18 @@ pub(crate) struct Facts {
 pub(crate) enum Action {
     /// Nothing more: the attempt's outcome is the call's.
     Stop,
-    /// Send again after this wait.
-    Retry(Duration),
+    /// Send again after this wait, paying `cost` from the retry budget.
+    Retry { wait: Duration, cost: u32 },
     /// Drop the token, get a new one, and send again at once.
     RefreshToken,
+    /// Nothing more, though the failure was worth a retry: the budget cannot pay for one.
+    OutOfBudget,
 }
 
 /// The decision after an attempt: see the module docs.
 pub(crate) fn decide(policy: &RetryPolicy, facts: &Facts) -> Action {
     let attempts_left = facts.attempts < policy.max_attempts;
-    let retry_after = match facts.observed {
+    let (retry_after, cost) = match facts.observed {
         Observed::Status { status, .. } if status.is_success() => return Action::Stop,
         Observed::Status {
             status: StatusCode::UNAUTHORIZED,
@@ -241,9 +282,9 @@ pub(crate) fn decide(policy: &RetryPolicy, facts: &Facts) -> Action {
         Observed::Status {
             status,
             retry_after,
-        } if is_retryable_status(status) => retry_after,
+        } if is_retryable_status(status) => (retry_after, RETRY_COST),
         Observed::Status { .. } => return Action::Stop,
-        Observed::Failure(kind) if kind.is_retryable() => None,
+        Observed::Failure(kind) if kind.is_retryable() => (None, TRANSIENT_RETRY_COST),
         Observed::Failure(_) => return Action::Stop,
     };
     if !(facts.idempotent && attempts_left) {
@@ -253,7 +294,8 @@ pub(crate) fn decide(policy: &RetryPolicy, facts: &Facts) -> Action {
     match facts.time_left {
         // No retry that could not start before the deadline.
         Some(left) if wait >= left => Action::Stop,
-        _ => Action::Retry(wait),
+        _ if cost > facts.budget => Action::OutOfBudget,
+        _ => Action::Retry { wait, cost },
     }
 }
 
@@ -286,6 +328,23 @@ mod tests {
             idempotent: true,
             token: TokenUse::Shared,
             jitter: 0.5,
+            budget: 500,
+        }
+    }
+
+    /// A retry after a status.
+    fn retry(wait: Duration) -> Action {
+        Action::Retry {
+            wait,
+            cost: RETRY_COST,
+        }
+    }
+
+    /// A retry after a timeout or a failed connection.
+    fn transient(wait: Duration) -> Action {
+        Action::Retry {
+            wait,
+            cost: TRANSIENT_RETRY_COST,
         }
     }
 
@@ -297,7 +356,7 @@ mod tests {
     #[test]
     fn every_status_class() {
         use Action::*;
-        let backoff = Retry(50 * MS); // half of the first ceiling, 100 ms
+        let backoff = retry(50 * MS); // half of the first ceiling, 100 ms
         for (code, expected) in [
             (200, Stop),
             (204, Stop),
@@ -326,9 +385,9 @@ mod tests {
         use Action::*;
         use FailureKind::*;
         for (kind, expected) in [
-            (Connect, Retry(50 * MS)),
-            (Timeout, Retry(50 * MS)),
-            (Body, Retry(50 * MS)),
+            (Connect, transient(50 * MS)),
+            (Timeout, transient(50 * MS)),
+            (Body, transient(50 * MS)),
             (Tls, Stop),
             (TooLarge, Stop),
             (Request, Stop),
@@ -360,13 +419,13 @@ mod tests {
     }
 
     #[test]
-    fn budget_idempotence_and_deadline() {
+    fn attempts_idempotence_and_deadline() {
         use Action::*;
         let f = facts(status(503));
         row(
             "second attempt",
             Facts { attempts: 2, ..f },
-            Retry(100 * MS),
+            retry(100 * MS),
         );
         row("last attempt", Facts { attempts: 3, ..f }, Stop);
         row(
@@ -381,7 +440,7 @@ mod tests {
             time_left: Some(ms * MS),
             ..f
         };
-        row("time for the wait", left(51), Retry(50 * MS));
+        row("time for the wait", left(51), retry(50 * MS));
         row("no time for the wait", left(50), Stop);
         row("no time at all", left(0), Stop);
         let failure = facts(Observed::Failure(FailureKind::Connect));
@@ -396,22 +455,60 @@ mod tests {
     }
 
     #[test]
-    fn backoff_jitter_and_ceiling() {
+    fn the_retry_budget() {
         use Action::*;
+        let with = |observed, budget| Facts {
+            budget,
+            ..facts(observed)
+        };
+        let timeout = Observed::Failure(FailureKind::Timeout);
+        row(
+            "a status retry, budget enough",
+            with(status(503), 5),
+            retry(50 * MS),
+        );
+        row(
+            "a status retry, budget short",
+            with(status(503), 4),
+            OutOfBudget,
+        );
+        row("a 429, budget empty", with(status(429), 0), OutOfBudget);
+        row(
+            "a timeout, budget enough",
+            with(timeout, 10),
+            transient(50 * MS),
+        );
+        row("a timeout costs more", with(timeout, 9), OutOfBudget);
+        row("success, budget empty", with(status(200), 0), Stop);
+        row("not retryable anyway", with(status(404), 0), Stop);
+        let refused = Facts {
+            budget: 0,
+            ..facts(status(401))
+        };
+        row("a token refresh is free", refused, RefreshToken);
+        let last = Facts {
+            attempts: 3,
+            ..with(status(503), 0)
+        };
+        row("attempts spent first", last, Stop);
+    }
+
+    #[test]
+    fn backoff_jitter_and_ceiling() {
         let f = facts(status(500));
         let at = |attempts, jitter| Facts {
             attempts,
             jitter,
             ..f
         };
-        row("no jitter", at(1, 0.0), Retry(Duration::ZERO));
-        row("full jitter, first", at(1, 1.0), Retry(100 * MS));
-        row("doubled", at(2, 1.0), Retry(200 * MS));
+        row("no jitter", at(1, 0.0), retry(Duration::ZERO));
+        row("full jitter, first", at(1, 1.0), retry(100 * MS));
+        row("doubled", at(2, 1.0), retry(200 * MS));
         let many = RetryPolicy {
             max_attempts: 40,
             ..policy()
         };
-        assert_eq!(decide(&many, &at(39, 1.0)), Retry(350 * MS), "capped");
+        assert_eq!(decide(&many, &at(39, 1.0)), retry(350 * MS), "capped");
     }
 
     #[test]
@@ -425,13 +522,13 @@ mod tests {
                 retry_after: Some(Duration::from_secs(secs)),
             })
         };
-        row("1 s, no jitter", told(1, 0.0), Retry(1000 * MS));
-        row("1 s, full jitter", told(1, 1.0), Retry(1200 * MS));
-        row("0 s still spreads", told(0, 0.5), Retry(50 * MS));
+        row("1 s, no jitter", told(1, 0.0), retry(1000 * MS));
+        row("1 s, full jitter", told(1, 1.0), retry(1200 * MS));
+        row("0 s still spreads", told(0, 0.5), retry(50 * MS));
         row(
             "capped at 10 s",
             told(300, 0.0),
-            Retry(Duration::from_secs(10)),
+            retry(Duration::from_secs(10)),
         );
         row(
             "past the deadline",
@@ -458,7 +555,7 @@ mod tests {
                     jitter,
                     ..f
                 };
-                assert!(matches!(decide(&huge, &facts), Action::Retry(_)));
+                assert!(matches!(decide(&huge, &facts), Action::Retry { .. }));
             }
         }
         let told = Facts {
@@ -469,6 +566,6 @@ mod tests {
             jitter: 1.0,
             ..f
         };
-        assert_eq!(decide(&huge, &told), Action::Retry(Duration::MAX));
+        assert_eq!(decide(&huge, &told), retry(Duration::MAX));
     }
 }

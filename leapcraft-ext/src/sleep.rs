@@ -1,16 +1,18 @@
-//! [`Sleep`]: how the client waits between attempts (replaceable, so tests and simulations
-//! need not wait for real).
+//! [`Sleep`]: how the client waits, between attempts and for its turn under a rate limit
+//! (replaceable, so tests and simulations need not wait for real).
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-/// Waits for a duration: how the client sleeps between attempts.
+/// Waits for a duration: how the client sleeps between attempts, and while its rate limiter
+/// holds a request back (see [`RateLimit`](crate::RateLimit)).
 ///
 /// The default sleeps on tokio's timer. Supply another with
 /// [`ClientBuilder::sleep`](crate::ClientBuilder::sleep) to record or skip waits in tests and
-/// simulations.
+/// simulations. One that does not wait also lets paced requests go at once (each waits once
+/// for its turn, then goes).
 ///
 /// ```
 /// use std::time::Duration;

@@ -1,5 +1,5 @@
 //! [`ClientStats`]: what a client has done so far (requests by operation and status, retries,
-//! token exchanges), for dashboards and exporters.
+//! token exchanges, pacing), for dashboards and exporters.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -31,8 +31,13 @@ pub struct ClientStats {
     /// Successful exchanges of the API key for a token.
     pub token_exchanges: u64,
     /// The rate, in requests per second, that the client's rate limiter allows now; `None`
-    /// when it sets no limit.
+    /// when it sets no limit (limiting off, or adaptive before the API's first `429`). See
+    /// [`RateLimit`](crate::RateLimit).
     pub request_rate: Option<f64>,
+    /// Attempts the rate limiter held back: they waited for their turn before they were
+    /// sent. A count that grows says the client is being paced. (The `429`s the API
+    /// answered are in [`requests`](Self::requests), under status 429.)
+    pub rate_limited: u64,
 }
 
 /// The counters behind [`ClientStats`], shared by a client's clones.

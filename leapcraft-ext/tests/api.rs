@@ -1,5 +1,7 @@
 //! The whole API through `leapcraft-ext`: paging, telemetry, open enums, bulk reads, watching.
 
+mod support;
+
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
@@ -9,6 +11,7 @@ use leapcraft_ext::{
     Client, DeviceKind, Error, NotificationCategory, PhysicalId, Resolution, TelemetryQuery,
 };
 use serde_json::json;
+use support::{fake_client, paused_clock_client};
 
 const KEY: &str = "test-key";
 
@@ -28,23 +31,6 @@ async fn mock() -> (MockServer, Client) {
         .build()
         .unwrap();
     (server, client)
-}
-
-/// A client of the fake server.
-fn fake_client(fake: &leapcraft_fake::FakeServer) -> leapcraft_ext::ClientBuilder {
-    Client::builder()
-        .api_key(fake.api_key())
-        .base_url(fake.base_url())
-}
-
-/// A client for tests on a paused clock, which jumps ahead while waiting on the network: no
-/// timeouts, so no timers but the test's.
-fn paused_clock_client(fake: &leapcraft_fake::FakeServer) -> Client {
-    fake_client(fake)
-        .attempt_timeout(None)
-        .overall_timeout(None)
-        .build()
-        .unwrap()
 }
 
 fn devices(range: std::ops::Range<usize>) -> serde_json::Value {
@@ -528,7 +514,7 @@ async fn watch_yields_only_new_readings() {
         .start()
         .await
         .unwrap();
-    let client = paused_clock_client(&fake);
+    let client = paused_clock_client(&fake).build().unwrap();
     let ids: Vec<String> = (0..2).map(|i| fake.dataset().physical_id(i)).collect();
     let mut watch = client.watch_latest(ids.clone(), Duration::from_secs(60));
 
@@ -568,7 +554,7 @@ async fn follow_yields_each_new_notification_once() {
         .start()
         .await
         .unwrap();
-    let client = paused_clock_client(&fake);
+    let client = paused_clock_client(&fake).build().unwrap();
     let existing = fake.notifications().len();
     let mut follow = client.follow_notifications(None, Duration::from_secs(30));
 

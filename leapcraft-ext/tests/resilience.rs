@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use leapcraft_ext::{AuthErrorKind, Client, Error, RetryPolicy};
+use leapcraft_ext::{AuthErrorKind, Client, Error, RateLimit, RetryPolicy};
 use support::{DEVICE, KEY, RecordingSleep, Reply, Script, client};
 
 const TOKEN: &str = "/auth/client/token";
@@ -262,8 +262,11 @@ async fn retryable_statuses_are_retried_with_backoff() {
         server.always("POST", TOKEN, Reply::token("tok"));
         server.push("GET", DEV, [Reply::status(status), Reply::status(status)]);
         server.always("GET", DEV, Reply::json(200, DEVICE));
+        // After a 429 the rate limiter paces the retries too (its waits go through the same
+        // `Sleep`): off here, where the backoff is the subject (see rate_limit.rs).
         let client = client(server.base_url(), &sleep)
             .retry_policy(RetryPolicy::default().with_initial_backoff(Duration::from_millis(100)))
+            .rate_limit(RateLimit::Off)
             .build()
             .unwrap();
         client.device("dev-1").await.unwrap();
@@ -315,6 +318,8 @@ async fn retry_after_is_honoured_in_both_forms_and_capped() {
                 .with_max_retry_after(Duration::from_secs(60)),
         )
         .overall_timeout(None)
+        // The waits are the server's alone (the rate limiter's are rate_limit.rs's subject).
+        .rate_limit(RateLimit::Off)
         .build()
         .unwrap();
     client.device("dev-1").await.unwrap();

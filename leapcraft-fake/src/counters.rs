@@ -1,5 +1,5 @@
 //! Counters of what the fake served: requests and peak concurrency per operation, token
-//! exchanges, injected faults per kind and `401`s.
+//! exchanges, injected faults per kind, `401`s and `429`s.
 //!
 //! Read them with [`crate::FakeServer::counters`] (a [`CountersSnapshot`]) and zero them with
 //! [`crate::FakeServer::reset_counters`]. Every request that reaches an operation's route is
@@ -174,6 +174,9 @@ pub struct CountersSnapshot {
     pub bad_requests: u64,
     /// `404` responses served for unknown devices and topologies.
     pub not_found: u64,
+    /// `429` responses served: by the rate limit, or injected as faults (those are also in
+    /// [`faults`](Self::faults)).
+    pub too_many_requests: u64,
 }
 
 /// The live counters, updated by the server.
@@ -187,6 +190,7 @@ pub(crate) struct Counters {
     unauthorized: AtomicU64,
     bad_requests: AtomicU64,
     not_found: AtomicU64,
+    too_many_requests: AtomicU64,
 }
 
 /// Decrements the in-flight count of an operation when dropped (also when the request's
@@ -225,6 +229,7 @@ impl Counters {
             400 => &self.bad_requests,
             401 => &self.unauthorized,
             404 => &self.not_found,
+            429 => &self.too_many_requests,
             _ => return,
         };
         c.fetch_add(1, Ordering::Relaxed);
@@ -247,6 +252,7 @@ impl Counters {
             unauthorized: self.unauthorized.load(Ordering::Relaxed),
             bad_requests: self.bad_requests.load(Ordering::Relaxed),
             not_found: self.not_found.load(Ordering::Relaxed),
+            too_many_requests: self.too_many_requests.load(Ordering::Relaxed),
         }
     }
 
@@ -264,6 +270,7 @@ impl Counters {
             &self.unauthorized,
             &self.bad_requests,
             &self.not_found,
+            &self.too_many_requests,
         ] {
             c.store(0, Ordering::Relaxed);
         }

@@ -2,8 +2,9 @@
 //!
 //! [`FakeServer`] serves the eight operations of the API under `/v1` on 127.0.0.1, over a
 //! seeded, deterministic dataset ([`dataset`]), with the documented paging rules and errors
-//! ([`routes`]), expiring tokens ([`auth`]), injected faults and latency ([`faults`]), and
-//! counters tests can assert on ([`counters`]).
+//! ([`routes`]), expiring tokens ([`auth`]), injected faults and latency ([`faults`]), a
+//! request-rate limit that answers `429` ([`rate_limit`]), and counters tests can assert on
+//! ([`counters`]).
 //!
 //! ```
 //! use leapcraft_fake::FakeServer;
@@ -32,6 +33,7 @@ pub mod auth;
 pub mod counters;
 pub mod dataset;
 pub mod faults;
+pub mod rate_limit;
 mod rng;
 pub mod routes;
 pub mod server;
@@ -41,5 +43,6 @@ pub use auth::DEMO_KEY;
 pub use counters::{CountersSnapshot, FaultCounts, OpCounts, Operation};
 pub use dataset::{DEFAULT_SEED, Dataset, DatasetConfig};
 pub use faults::FaultKind;
+pub use rate_limit::{RateLimit, RetryAfter};
 pub use routes::{NotificationLimitPolicy, RecordedRequest};
 pub use server::{Error, FakeServer, FakeServerBuilder, Result};

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use leapcraft_fake::{FakeServer, FaultKind, NotificationLimitPolicy};
+use leapcraft_fake::{FakeServer, FaultKind, NotificationLimitPolicy, RateLimit, RetryAfter};
 
 /// A fake Leapcraft Client API server on 127.0.0.1, for offline development and tests.
 #[derive(Debug, Parser)]
@@ -44,6 +44,21 @@ struct Args {
     /// Latency added to each request, in milliseconds.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
+    /// Requests a second allowed over all operations; beyond it, 429 (default: no limit).
+    #[arg(long, value_name = "RPS")]
+    rate_limit: Option<f64>,
+    /// Requests that may arrive at once under --rate-limit (default: one second's worth).
+    #[arg(long, value_name = "N", requires = "rate_limit")]
+    rate_burst: Option<u32>,
+    /// The Retry-After of a 429 from --rate-limit: N (seconds), date+N (an HTTP date N
+    /// seconds ahead) or none.
+    #[arg(
+        long,
+        value_name = "SPEC",
+        default_value = "1",
+        requires = "rate_limit"
+    )]
+    retry_after: RetryAfter,
     /// Tokens expire after this many requests.
     #[arg(long)]
     token_max_uses: Option<u64>,
@@ -88,6 +103,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .fault_token_exchange(args.fault_token_exchange)
         .fresh_readings(args.fresh_readings)
         .latency(Duration::from_millis(args.latency_ms));
+    if let Some(rate) = args.rate_limit {
+        let mut limit = RateLimit::per_second(rate).with_retry_after(args.retry_after);
+        if let Some(burst) = args.rate_burst {
+            limit = limit.with_burst(burst);
+        }
+        builder = builder.rate_limit(limit);
+    }
     if let Some(n) = args.notifications {
         builder = builder.notifications(n);
     }
@@ -118,10 +140,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let counters = fake.counters();
     fake.shutdown().await;
     eprintln!(
-        "served {} requests, {} token exchanges, {} faults",
+        "served {} requests, {} token exchanges, {} faults, {} answered 429",
         counters.requests.total(),
         counters.token_exchanges,
-        counters.faults.total()
+        counters.faults.total(),
+        counters.too_many_requests
     );
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! The HTTP surface: the router, the per-request gate (counting, latency, faults,
-//! authentication) and one handler per operation, with the spec's parameters and errors.
+//! The HTTP surface: the router, the per-request gate (counting, latency, the rate limit,
+//! faults, authentication) and one handler per operation, with the spec's parameters and
+//! errors.
 //!
 //! Parameter rules (all violations are `400` with a JSON `{"message": ...}` body):
 //! - `GET /devices`: `limit` is `-1` (everything, `page` then ignored) or at least 1
@@ -37,6 +38,7 @@ use crate::auth::TokenStore;
 use crate::counters::{Counters, Operation};
 use crate::dataset::{Dataset, Notification, READING_INTERVAL_SECS, Resolution};
 use crate::faults::{FaultInjector, FaultKind};
+use crate::rate_limit::{Limiter, RetryAfter};
 use crate::timefmt::{from_unix, parse_timestamp, seconds_z};
 
 /// What `GET /notifications` does with `limit` above 50.
@@ -59,6 +61,7 @@ pub(crate) struct AppState {
     pub(crate) dataset: Dataset,
     pub(crate) tokens: TokenStore,
     pub(crate) faults: FaultInjector,
+    pub(crate) rate_limit: Limiter,
     pub(crate) counters: Counters,
     pub(crate) latency_nanos: AtomicU64,
     pub(crate) tick: AtomicU64,
@@ -291,7 +294,8 @@ fn path_param(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError
         .map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
-/// Counts, delays, injects faults and authenticates, before the handler of `op` runs.
+/// Counts, delays, applies the rate limit, injects faults and authenticates, before the
+/// handler of `op` runs.
 async fn gate(
     State((st, op)): State<(Arc<AppState>, Operation)>,
     req: Request,
@@ -300,25 +304,25 @@ async fn gate(
     let _in_flight = st.counters.start(op);
     let latency = Duration::from_nanos(st.latency_nanos.load(Ordering::Relaxed));
     let deadline = (!latency.is_zero()).then(|| tokio::time::Instant::now() + latency);
-    let fault = st.faults.decide(op == Operation::GetAccessToken);
+    let limited = st.rate_limit.admit().err();
+    let fault = match limited {
+        Some(_) => None,
+        None => st.faults.decide(op == Operation::GetAccessToken),
+    };
     let uri = (st.log_capacity > 0).then(|| req.uri().clone());
     if let Some(kind) = fault {
         st.counters.fault(kind);
         tracing::debug!(operation = %op, fault = %kind, "injecting fault");
     }
-    let response = match fault {
-        Some(FaultKind::TooManyRequests) => {
-            let mut r = json_error(StatusCode::TOO_MANY_REQUESTS, "Too many requests");
-            r.headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-            r
-        }
-        Some(FaultKind::ServiceUnavailable) => json_error(
+    let response = match (limited, fault) {
+        (Some(retry_after), _) => too_many_requests(retry_after),
+        (None, Some(FaultKind::TooManyRequests)) => too_many_requests(RetryAfter::Seconds(1)),
+        (None, Some(FaultKind::ServiceUnavailable)) => json_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "Service temporarily unavailable",
         ),
-        Some(FaultKind::InternalErrorHtml) => html_500(),
-        Some(FaultKind::DroppedConnection) => {
+        (None, Some(FaultKind::InternalErrorHtml)) => html_500(),
+        (None, Some(FaultKind::DroppedConnection)) => {
             wait_until(deadline).await;
             st.record(op, req.uri(), None);
             if let Some(abort) = req.extensions().get::<ConnAbort>() {
@@ -328,7 +332,7 @@ async fn gate(
             }
             html_500()
         }
-        None | Some(FaultKind::TruncatedBody) => {
+        (None, None | Some(FaultKind::TruncatedBody)) => {
             let auth = if op == Operation::GetAccessToken {
                 Ok(())
             } else {
@@ -351,6 +355,18 @@ async fn gate(
     } else {
         response
     }
+}
+
+/// `429 Too Many Requests`, with a JSON body and the `Retry-After` asked for.
+fn too_many_requests(retry_after: RetryAfter) -> Response {
+    let mut r = json_error(StatusCode::TOO_MANY_REQUESTS, "Too many requests");
+    if let Some(value) = retry_after
+        .value(std::time::SystemTime::now())
+        .and_then(|v| HeaderValue::try_from(v).ok())
+    {
+        r.headers_mut().insert(RETRY_AFTER, value);
+    }
+    r
 }
 
 /// Sleeps until `deadline`, if there is any latency at all (no timer for zero latency).

@@ -24,6 +24,7 @@ use crate::auth::{DEMO_KEY, TokenStore};
 use crate::counters::{Counters, CountersSnapshot};
 use crate::dataset::{Dataset, DatasetConfig, Notification};
 use crate::faults::{FaultInjector, FaultKind};
+use crate::rate_limit::{Limiter, RateLimit};
 use crate::routes::{AppState, ConnAbort, NotificationLimitPolicy, RecordedRequest, router};
 
 /// Why a fake could not start.
@@ -59,6 +60,7 @@ pub struct FakeServerBuilder {
     fault_kinds: Vec<FaultKind>,
     fault_token_exchange: bool,
     latency: Duration,
+    rate_limit: Option<RateLimit>,
     host: IpAddr,
     port: u16,
     notification_limit: NotificationLimitPolicy,
@@ -80,6 +82,7 @@ impl Default for FakeServerBuilder {
             fault_kinds: FaultKind::ALL.to_vec(),
             fault_token_exchange: false,
             latency: Duration::ZERO,
+            rate_limit: None,
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 0,
             notification_limit: NotificationLimitPolicy::Reject,
@@ -165,6 +168,13 @@ impl FakeServerBuilder {
         self
     }
 
+    /// A request-rate limit over all operations, beyond which requests are answered `429`
+    /// (default: none). See [`crate::rate_limit`].
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.rate_limit = Some(limit);
+        self
+    }
+
     /// Address to listen on (default 127.0.0.1).
     pub fn host(mut self, host: IpAddr) -> Self {
         self.host = host;
@@ -226,6 +236,9 @@ impl FakeServerBuilder {
         if self.live.is_some_and(|d| d.is_zero()) {
             return Err(Error::Config("the live interval must not be zero".into()));
         }
+        if let Some(limit) = &self.rate_limit {
+            limit.check().map_err(Error::Config)?;
+        }
         let mut dataset = self.dataset.clone();
         if self.fresh_readings {
             dataset.latest_epoch = chrono::Utc::now().timestamp();
@@ -247,6 +260,7 @@ impl FakeServerBuilder {
                 self.fault_kinds.clone(),
                 self.fault_token_exchange,
             ),
+            rate_limit: Limiter::default(),
             dataset,
             tokens: TokenStore::new(keys, self.token_max_uses, self.token_ttl),
             counters: Counters::default(),
@@ -258,6 +272,8 @@ impl FakeServerBuilder {
             log: Mutex::new(VecDeque::new()),
             log_capacity: self.record,
         });
+
+        state.rate_limit.set(self.rate_limit);
 
         let addr = SocketAddr::new(self.host, self.port);
         let bind = |e| Error::Bind { addr, source: e };
@@ -497,6 +513,22 @@ impl FakeServer {
     /// fail with `kind`, whatever the rate.
     pub fn inject_faults(&self, kind: FaultKind, count: usize) {
         self.state.faults.queue(kind, count);
+    }
+
+    /// Sets, changes or (`None`) removes the request-rate limit while serving: the tokens in
+    /// the bucket stay (up to the new burst) and the new rate applies from now on. A limit
+    /// that is not a positive rate with a burst of at least 1 is refused.
+    pub fn set_rate_limit(&self, limit: Option<RateLimit>) -> Result<()> {
+        if let Some(limit) = &limit {
+            limit.check().map_err(Error::Config)?;
+        }
+        self.state.rate_limit.set(limit);
+        Ok(())
+    }
+
+    /// The request-rate limit in force.
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        self.state.rate_limit.limit()
     }
 
     /// Changes the latency added to each request.

@@ -1,4 +1,5 @@
-//! The `leapcraft-fake` binary starts, prints its base URL and key, and serves.
+//! The `leapcraft-fake` binary starts, prints its base URL and key, and serves (within its
+//! rate limit).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -15,6 +16,13 @@ async fn binary_prints_url_and_key_and_serves() {
             "secret-k",
             "--seed",
             "5",
+            // Two requests, then 429 without Retry-After (for 1,000 s).
+            "--rate-limit",
+            "0.001",
+            "--rate-burst",
+            "2",
+            "--retry-after",
+            "none",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -51,6 +59,14 @@ async fn binary_prints_url_and_key_and_serves() {
         .await
         .unwrap();
     assert_eq!(devices.as_array().unwrap().len(), 7);
+    let refused = client
+        .get(format!("{base}/things"))
+        .bearer_auth(token["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().get("retry-after").is_none());
     child.kill().unwrap();
     child.wait().unwrap();
 }

@@ -1,7 +1,7 @@
 //! Test support: a scripted HTTP server on 127.0.0.1 that answers each route from a queue of
 //! replies (so a test can say "503, then 503, then 200"), including broken replies that
 //! httpmock cannot give: a dropped connection, a truncated body, no answer at all. Plus a
-//! `Sleep` that records the waits instead of waiting.
+//! `Sleep` that records the waits instead of waiting, and clients of the fake server.
 #![allow(dead_code)]
 
 use std::collections::{HashMap, VecDeque};
@@ -323,6 +323,21 @@ pub fn client(base: &str, sleep: &RecordingSleep) -> leapcraft_ext::ClientBuilde
         .api_key(KEY)
         .base_url(base)
         .sleep(sleep.clone())
+}
+
+/// A client of the fake server.
+pub fn fake_client(fake: &leapcraft_fake::FakeServer) -> leapcraft_ext::ClientBuilder {
+    leapcraft_ext::Client::builder()
+        .api_key(fake.api_key())
+        .base_url(fake.base_url())
+}
+
+/// A client of the fake for tests on a paused clock, which jumps ahead while waiting on the
+/// network: no timeouts, so no timers but the test's, the fake's and the waits'.
+pub fn paused_clock_client(fake: &leapcraft_fake::FakeServer) -> leapcraft_ext::ClientBuilder {
+    fake_client(fake)
+        .attempt_timeout(None)
+        .overall_timeout(None)
 }
 
 pub const KEY: &str = "KEY-s3cr3t-9f8e7d";
