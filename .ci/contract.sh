@@ -44,6 +44,7 @@ latest @DEVICE
 latest @DEVICE @GATEWAY --format json
 latest --all
 latest --all --concurrency 3 --format csv
+latest --all --max-rps 200
 topologies
 topologies --format json
 topologies --format csv

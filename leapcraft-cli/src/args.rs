@@ -93,6 +93,11 @@ pub struct ConnectionArgs {
           value_parser = values::seconds)]
     pub max_retry_wait: f64,
 
+    /// At most this many requests a second (a fixed limit). Without it the client finds the
+    /// API's pace by itself: it slows down when answered `429` and speeds up again after.
+    #[arg(long, global = true, value_name = "N", value_parser = values::positive_rate)]
+    pub max_rps: Option<f64>,
+
     /// Allow a plain `http://` base URL to a host other than loopback (the key and the
     /// token then cross the network in clear text).
     #[arg(long, global = true)]

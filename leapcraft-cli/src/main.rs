@@ -122,6 +122,9 @@ impl Api {
                     .with_max_attempts(settings.max_attempts)
                     .with_max_retry_after(Duration::from_secs_f64(settings.max_retry_wait)),
             );
+        if let Some(rate) = settings.max_rps {
+            builder = builder.max_requests_per_second(rate);
+        }
         if let Some(url) = base_url.filter(|u| !u.trim().is_empty()) {
             builder = builder.base_url(url.trim());
         }

@@ -4,6 +4,7 @@ use std::io::{self, IsTerminal};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use leapcraft_ext::Client;
 
 /// A bar of `what` done out of a total that may grow as work is found
 /// ([`ProgressBar::inc_length`]); hidden when stderr is not a terminal.
@@ -32,4 +33,16 @@ pub fn counter(what: &'static str) -> ProgressBar {
         .with_message(what);
     spinner.enable_steady_tick(Duration::from_millis(120));
     spinner
+}
+
+/// Notes on `bar` (whose message is `what`) whether the client is pacing its requests: the
+/// API answered `429` and the client's rate limiter holds requests back to the rate shown.
+pub fn show_pace(bar: &ProgressBar, what: &'static str, client: &Client) {
+    if bar.is_hidden() {
+        return;
+    }
+    match client.stats().request_rate {
+        Some(rate) => bar.set_message(format!("{what} (throttled: {rate:.0} requests/s)")),
+        None => bar.set_message(what),
+    }
 }

@@ -15,6 +15,16 @@ pub fn seconds(s: &str) -> Result<f64, String> {
     }
 }
 
+/// A rate of requests a second: a positive, finite number.
+pub fn positive_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!(
+            "`{s}` is not a positive number of requests a second"
+        )),
+    }
+}
+
 /// The shortest interval between two polls: a follower should not hammer the API.
 pub const MIN_POLL_INTERVAL: f64 = 1.0;
 

@@ -541,3 +541,18 @@ fn the_demo_and_its_server_are_a_default_feature() {
         "a lean build carries no fake API"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_rps_sets_a_fixed_pace_and_refuses_what_is_not_a_rate() {
+    let fake = fake().await;
+    for bad in ["0", "-3", "NaN", "inf", "fast"] {
+        leapcraft(&fake)
+            .args([&format!("--max-rps={bad}"), "devices"])
+            .assert()
+            .code(2)
+            .stderr(predicates::str::contains("requests a second"));
+    }
+    // At 1,000 a second the limit is a pace, not a wait: the command just works.
+    let devices = json_list(leapcraft(&fake).args(["--max-rps", "1000", "devices", "--all"]));
+    assert_eq!(devices.len(), fake.dataset().device_count());
+}

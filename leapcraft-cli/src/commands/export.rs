@@ -155,6 +155,7 @@ pub async fn run(client: &Client, args: ExportArgs, out: &Output) -> Result<(), 
             }
         }
         bar.inc(1);
+        progress::show_pace(&bar, "devices", client);
     };
     bar.finish_and_clear();
     drop(results);

@@ -65,6 +65,7 @@ pub async fn run(client: &Client, args: LatestArgs, out: &Output) -> Result<(), 
             Some(Ok((id, Err(e)))) => failures.push((id, e)),
         }
         bar.inc(1);
+        progress::show_pace(&bar, "latest readings", client);
     };
     bar.finish_and_clear();
     outcome?;
