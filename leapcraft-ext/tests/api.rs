@@ -1,37 +1,15 @@
 //! The whole API through `leapcraft-ext`: paging, telemetry, open enums, bulk reads, watching.
 
-mod support;
-
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use futures::{StreamExt, TryStreamExt};
 use httpmock::prelude::*;
 use leapcraft_ext::{
-    Client, DeviceKind, Error, NotificationCategory, PhysicalId, Resolution, TelemetryQuery,
+    DeviceKind, Error, NotificationCategory, PhysicalId, Resolution, TelemetryQuery,
 };
+use leapcraft_test_kit::{fake_client, mocked, paused_clock_client};
 use serde_json::json;
-use support::{fake_client, paused_clock_client};
-
-const KEY: &str = "test-key";
-
-/// A mock server that hands out a token, and a client of it.
-async fn mock() -> (MockServer, Client) {
-    let server = MockServer::start_async().await;
-    server
-        .mock_async(|when, then| {
-            when.method(POST).path("/v1/auth/client/token");
-            then.status(200)
-                .json_body(json!({"type": "bearer", "token": "tok"}));
-        })
-        .await;
-    let client = Client::builder()
-        .api_key(KEY)
-        .base_url(server.url("/v1"))
-        .build()
-        .unwrap();
-    (server, client)
-}
 
 fn devices(range: std::ops::Range<usize>) -> serde_json::Value {
     range
@@ -45,14 +23,14 @@ fn ids(devices: &[leapcraft_ext::Device]) -> Vec<String> {
 
 #[tokio::test]
 async fn devices_page_until_a_short_page() {
-    let (server, client) = mock().await;
+    let (server, client) = mocked().await;
     let mut pages = Vec::new();
     for (page, range) in [(1, 0..3), (2, 3..6), (3, 6..7)] {
         pages.push(
             server
                 .mock_async(|when, then| {
                     when.method(GET)
-                        .path("/v1/devices")
+                        .path("/devices")
                         .query_param("limit", "3")
                         .query_param("page", page.to_string())
                         .header("authorization", "Bearer tok");
@@ -73,12 +51,11 @@ async fn devices_page_until_a_short_page() {
 
 #[tokio::test]
 async fn an_exact_multiple_ends_on_the_empty_page_after_it() {
-    let (server, client) = mock().await;
+    let (server, client) = mocked().await;
     for (page, range) in [(1, 0..2), (2, 2..4), (3, 4..4)] {
         server
             .mock_async(|when, then| {
-                when.path("/v1/devices")
-                    .query_param("page", page.to_string());
+                when.path("/devices").query_param("page", page.to_string());
                 then.status(200).json_body(devices(range));
             })
             .await;
@@ -99,10 +76,10 @@ async fn an_exact_multiple_ends_on_the_empty_page_after_it() {
 
 #[tokio::test]
 async fn an_empty_first_page_is_an_empty_list() {
-    let (server, client) = mock().await;
+    let (server, client) = mocked().await;
     let list = server
         .mock_async(|when, then| {
-            when.path("/v1/devices").query_param("page", "1");
+            when.path("/devices").query_param("page", "1");
             then.status(200).json_body(json!([]));
         })
         .await;
@@ -112,10 +89,10 @@ async fn an_empty_first_page_is_an_empty_list() {
 
 #[tokio::test]
 async fn page_size_minus_one_asks_for_everything_once() {
-    let (server, client) = mock().await;
+    let (server, client) = mocked().await;
     let all = server
         .mock_async(|when, then| {
-            when.path("/v1/devices").query_param("limit", "-1");
+            when.path("/devices").query_param("limit", "-1");
             then.status(200).json_body(devices(0..250));
         })
         .await;
@@ -126,10 +103,10 @@ async fn page_size_minus_one_asks_for_everything_once() {
 
 #[tokio::test]
 async fn max_items_stops_early_and_asks_no_further() {
-    let (server, client) = mock().await;
+    let (server, client) = mocked().await;
     let first = server
         .mock_async(|when, then| {
-            when.path("/v1/devices")
+            when.path("/devices")
                 .query_param("limit", "10")
                 .query_param("page", "1");
             then.status(200).json_body(devices(0..10));
@@ -137,7 +114,7 @@ async fn max_items_stops_early_and_asks_no_further() {
         .await;
     let second = server
         .mock_async(|when, then| {
-            when.path("/v1/devices")
+            when.path("/devices")
                 .query_param("limit", "10")
                 .query_param("page", "2");
             then.status(200).json_body(devices(10..20));
@@ -159,7 +136,7 @@ async fn max_items_stops_early_and_asks_no_further() {
     // Fewer than a page: the request asks for just that many.
     let few = server
         .mock_async(|when, then| {
-            when.path("/v1/devices")
+            when.path("/devices")
                 .query_param("limit", "4")
                 .query_param("page", "1");
             then.status(200).json_body(devices(0..4));
@@ -174,10 +151,10 @@ async fn max_items_stops_early_and_asks_no_further() {
 
 #[tokio::test]
 async fn a_server_that_ignores_the_page_is_an_error_not_a_loop() {
-    let (server, client) = mock().await;
+    let (server, client) = mocked().await;
     let same = server
         .mock_async(|when, then| {
-            when.path("/v1/devices");
+            when.path("/devices");
             then.status(200).json_body(devices(0..5));
         })
         .await;
@@ -210,7 +187,7 @@ async fn a_server_that_ignores_the_page_is_an_error_not_a_loop() {
 
 #[tokio::test]
 async fn notification_pages_above_50_are_clamped_and_use_offsets() {
-    let (server, client) = mock().await;
+    let (server, client) = mocked().await;
     let page = |offset: usize, n: usize| -> serde_json::Value {
         (offset..offset + n)
             .map(|i| json!({"id": i, "physical_id": "dev-1", "category": "technicalAlert", "message": "m", "created_at": "2021-05-28T17:15:06Z"}))
@@ -218,7 +195,7 @@ async fn notification_pages_above_50_are_clamped_and_use_offsets() {
     };
     let first = server
         .mock_async(|when, then| {
-            when.path("/v1/notifications")
+            when.path("/notifications")
                 .query_param("limit", "50")
                 .query_param("offset", "0")
                 .query_param("physical_id", "dev-1");
@@ -227,7 +204,7 @@ async fn notification_pages_above_50_are_clamped_and_use_offsets() {
         .await;
     let second = server
         .mock_async(|when, then| {
-            when.path("/v1/notifications")
+            when.path("/notifications")
                 .query_param("limit", "50")
                 .query_param("offset", "50");
             then.status(200).json_body(page(50, 7));
@@ -259,10 +236,10 @@ async fn notification_pages_above_50_are_clamped_and_use_offsets() {
 
 #[tokio::test]
 async fn things_are_one_request() {
-    let (server, client) = mock().await;
+    let (server, client) = mocked().await;
     let all = server
         .mock_async(|when, then| {
-            when.path("/v1/things").query_param("limit", "-1");
+            when.path("/things").query_param("limit", "-1");
             then.status(200).json_body(json!([
                 {"name": "bacnet", "description": null, "parameters": [{"name": "Temperature", "payload": "p0"}]},
                 {"name": "modbus", "description": "x", "parameters": []}
@@ -305,10 +282,10 @@ async fn prefetch_keeps_order_and_delivers_each_item_once() {
 
 #[tokio::test]
 async fn telemetry_queries_on_the_wire() {
-    let (server, client) = mock().await;
+    let (server, client) = mocked().await;
     let latest = server
         .mock_async(|when, then| {
-            when.path("/v1/telemetry/D2:C1:AA:FF:3E:09").query_param("type", "latest").query_param_missing("resolution").query_param_missing("from");
+            when.path("/telemetry/D2:C1:AA:FF:3E:09").query_param("type", "latest").query_param_missing("resolution").query_param_missing("from");
             then.status(200).json_body(json!({
                 "physical_id": "D2:C1:AA:FF:3E:09",
                 "timestamp": "2026-03-29T15:24:05Z",
@@ -319,7 +296,7 @@ async fn telemetry_queries_on_the_wire() {
         .await;
     let averages = server
         .mock_async(|when, then| {
-            when.path("/v1/telemetry/dev-2")
+            when.path("/telemetry/dev-2")
                 .query_param("type", "averages")
                 .query_param("resolution", "weekly")
                 .query_param("from", "2021-05-26T00:00:00.000Z")
@@ -367,7 +344,7 @@ async fn telemetry_queries_on_the_wire() {
     // Averages sent as one object still come back as a list.
     let single = server
         .mock_async(|when, then| {
-            when.path("/v1/telemetry/dev-3")
+            when.path("/telemetry/dev-3")
                 .query_param("type", "averages");
             then.status(200).json_body(
                 json!({"timestamp": "2021-05-26T00:00:00Z", "data": {"temperature": 20}}),
@@ -391,10 +368,10 @@ async fn telemetry_queries_on_the_wire() {
 
 #[tokio::test]
 async fn unknown_device_kinds_and_categories_are_kept() {
-    let (server, client) = mock().await;
+    let (server, client) = mocked().await;
     server
         .mock_async(|when, then| {
-            when.path("/v1/devices");
+            when.path("/devices");
             then.status(200).json_body(json!([
                 {"physical_id": "a", "type": "ultralink_modbus", "name": null},
                 {"physical_id": "b", "type": "airbird_pro_2027"},
@@ -404,7 +381,7 @@ async fn unknown_device_kinds_and_categories_are_kept() {
         .await;
     server
         .mock_async(|when, then| {
-            when.path("/v1/notifications");
+            when.path("/notifications");
             then.status(200)
                 .json_body(json!([{"id": 1, "category": "firmwareNotice"}]));
         })
@@ -429,10 +406,10 @@ async fn unknown_device_kinds_and_categories_are_kept() {
 
 #[tokio::test]
 async fn device_details_fill_in_the_requested_id() {
-    let (server, client) = mock().await;
+    let (server, client) = mocked().await;
     server
         .mock_async(|when, then| {
-            when.path("/v1/devices/testsim00004");
+            when.path("/devices/testsim00004");
             then.status(200)
                 .json_body(json!({"serial": "LC-2026-X88", "meta": {}}));
         })
@@ -444,17 +421,17 @@ async fn device_details_fill_in_the_requested_id() {
 
 #[tokio::test]
 async fn one_failing_device_does_not_stop_the_others() {
-    let (server, client) = mock().await;
+    let (server, client) = mocked().await;
     server
         .mock_async(|when, then| {
-            when.path_includes("/v1/telemetry/ok-");
+            when.path_includes("/telemetry/ok-");
             then.status(200)
                 .json_body(json!({"timestamp": "2026-03-29T15:24:05Z", "data": {"co2": 500}}));
         })
         .await;
     server
         .mock_async(|when, then| {
-            when.path("/v1/telemetry/broken");
+            when.path("/telemetry/broken");
             then.status(404)
                 .json_body(json!({"message": "no such device"}));
         })
@@ -574,10 +551,10 @@ async fn follow_yields_each_new_notification_once() {
 
 #[tokio::test]
 async fn skip_starts_later_in_the_list() {
-    let (server, client) = mock().await;
+    let (server, client) = mocked().await;
     let third = server
         .mock_async(|when, then| {
-            when.path("/v1/devices")
+            when.path("/devices")
                 .query_param("limit", "10")
                 .query_param("page", "3");
             then.status(200).json_body(devices(20..25));
@@ -603,7 +580,7 @@ async fn skip_starts_later_in_the_list() {
 
     let from_seven = server
         .mock_async(|when, then| {
-            when.path("/v1/notifications")
+            when.path("/notifications")
                 .query_param("offset", "7")
                 .query_param("limit", "2");
             then.status(200).json_body(json!([{"id": 7}, {"id": 8}]));
@@ -611,7 +588,7 @@ async fn skip_starts_later_in_the_list() {
         .await;
     let from_nine = server
         .mock_async(|when, then| {
-            when.path("/v1/notifications")
+            when.path("/notifications")
                 .query_param("offset", "9")
                 .query_param("limit", "2");
             then.status(200).json_body(json!([{"id": 9}]));
@@ -636,10 +613,10 @@ async fn skip_starts_later_in_the_list() {
 
 #[tokio::test]
 async fn topologies_come_with_typed_ids_and_kinds() {
-    let (server, client) = mock().await;
+    let (server, client) = mocked().await;
     server
         .mock_async(|when, then| {
-            when.path("/v1/topologies");
+            when.path("/topologies");
             then.status(200).json_body(json!([{
                 "gateway_id": "01231AC7BFB729F0EE", "name": null, "network_id": 15,
                 "created_at": "2022-01-29T05:59:57.000Z",
@@ -650,7 +627,7 @@ async fn topologies_come_with_typed_ids_and_kinds() {
         .await;
     server
         .mock_async(|when, then| {
-            when.path("/v1/topologies/0123245cf74c60d7ee");
+            when.path("/topologies/0123245cf74c60d7ee");
             then.status(200).json_body(json!({
                 "gateway_id": "0123245cf74c60d7ee", "created_at": "2020-12-16 13:51:58", "name": null,
                 "devices": [{"physical_id": "0123555235565de1ee", "topology_id": 9,

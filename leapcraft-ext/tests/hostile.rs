@@ -2,13 +2,11 @@
 //! messages, redirects to another origin, a rejected key under concurrency, tokens that last a
 //! few requests, a server that speaks no TLS, and settings at their extremes.
 
-mod support;
-
 use std::time::Duration;
 
 use futures::StreamExt;
 use leapcraft_ext::{AuthErrorKind, Client, Error, RetryPolicy};
-use support::{DEVICE, RecordingSleep, Reply, Script, client};
+use leapcraft_test_kit::{DEVICE, RecordingSleep, Reply, Script, client};
 
 const TOKEN: &str = "/auth/client/token";
 const DEV: &str = "/devices/dev-1";

@@ -3,13 +3,11 @@
 //! clock, which moves only when every task waits for it. Nothing here sleeps for real, and
 //! nothing asserts how long anything took.
 
-mod support;
-
 use futures::StreamExt;
 use leapcraft_ext::{Client, Error, RateLimit};
 use leapcraft_fake::{FakeServer, FaultKind, RateLimit as ServerLimit};
+use leapcraft_test_kit::paused_clock_client;
 use std::time::Duration;
-use support::paused_clock_client;
 
 /// A fake of `devices` devices answering each request after 20 ms, limited to `limit`.
 async fn limited_fake(devices: usize, limit: ServerLimit) -> FakeServer {

@@ -1,12 +1,10 @@
 //! The client under a flaky network and an expiring token: token lifecycle, retries,
 //! timeouts, errors. Waits go through a recording `Sleep`: nothing here sleeps.
 
-mod support;
-
 use std::time::Duration;
 
 use leapcraft_ext::{AuthErrorKind, Client, Error, RateLimit, RetryPolicy};
-use support::{DEVICE, KEY, RecordingSleep, Reply, Script, client};
+use leapcraft_test_kit::{DEVICE, KEY, RecordingSleep, Reply, Script, client};
 
 const TOKEN: &str = "/auth/client/token";
 const DEV: &str = "/devices/dev-1";
@@ -564,7 +562,7 @@ async fn a_body_that_stalls_times_out_per_attempt_and_is_retried() {
             claimed: 50,
         },
     );
-    let client = support::client(server.base_url(), &sleep)
+    let client = leapcraft_test_kit::client(server.base_url(), &sleep)
         .attempt_timeout(Duration::from_millis(50))
         .retry_policy(RetryPolicy::default().with_max_attempts(3))
         .build()

@@ -1,10 +1,8 @@
 //! The API key and the token never show in Debug or Display of the client and of every kind
 //! of error (logs: `secrets_in_logs.rs`).
 
-mod support;
-
 use leapcraft_ext::{Client, Error, RetryPolicy};
-use support::{KEY, RecordingSleep, Reply, Script, client};
+use leapcraft_test_kit::{KEY, RecordingSleep, Reply, Script, client};
 
 const TOKEN_1: &str = "TOKEN-one-7c1d2e";
 const TOKEN_2: &str = "TOKEN-two-0a9b8c";
@@ -53,14 +51,14 @@ async fn no_secret_in_debug_or_display_of_clients_and_errors() {
         Reply::json(200, format!(r#"{{"token": "{TOKEN_2}", "type": 5}}"#)),
     );
     bad_exchange.always("GET", DEV, Reply::Drop);
-    let other = support::client(bad_exchange.base_url(), &sleep)
+    let other = leapcraft_test_kit::client(bad_exchange.base_url(), &sleep)
         .build()
         .unwrap();
     errors.push(other.device("dev-1").await.unwrap_err()); // the exchange's body is malformed
     let dropped = Script::start().await;
     dropped.always("POST", TOKEN, Reply::token(TOKEN_2));
     dropped.always("GET", DEV, Reply::Drop);
-    let other = support::client(dropped.base_url(), &sleep)
+    let other = leapcraft_test_kit::client(dropped.base_url(), &sleep)
         .retry_policy(RetryPolicy::none())
         .build()
         .unwrap();

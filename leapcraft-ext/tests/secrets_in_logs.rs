@@ -2,12 +2,10 @@
 //! scenario. Alone in its test binary: tracing caches per call site whether anyone listens,
 //! and a test running beside it without a subscriber could make that cache say "no".
 
-mod support;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use support::{DEVICE, KEY, RecordingSleep, Reply, Script, client};
+use leapcraft_test_kit::{DEVICE, KEY, RecordingSleep, Reply, Script, client};
 
 const TOKEN_1: &str = "TOKEN-one-7c1d2e";
 const TOKEN_2: &str = "TOKEN-two-0a9b8c";

@@ -10,24 +10,15 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use futures::StreamExt;
-use leapcraft_ext::{Client, DEFAULT_CONCURRENCY, RetryPolicy, Sleep, SleepFuture};
+use leapcraft_ext::{Client, DEFAULT_CONCURRENCY, RetryPolicy};
 use leapcraft_fake::{CountersSnapshot, FakeServer, FaultKind};
+use leapcraft_test_kit::RecordingSleep;
 
 const FAULT_RATE: f64 = 0.2;
 const TOKEN_USES: u64 = 25;
 /// Attempts per call: a call fails only after 12 faults in a row (0.2^12 ≈ 4e-9 per call).
 const MAX_ATTEMPTS: u32 = 12;
 const GUARD: Duration = Duration::from_secs(30);
-
-/// Never waits: retries follow at once.
-#[derive(Debug)]
-struct NoWait;
-
-impl Sleep for NoWait {
-    fn sleep(&self, _: Duration) -> SleepFuture {
-        Box::pin(async {})
-    }
-}
 
 async fn flaky_fake(devices: usize) -> FakeServer {
     FakeServer::builder()
@@ -51,7 +42,7 @@ fn soak_client(fake: &FakeServer) -> Client {
                 .with_max_backoff(Duration::ZERO)
                 .with_max_retry_after(Duration::ZERO),
         )
-        .sleep(NoWait)
+        .sleep(RecordingSleep::default())
         // A dropped connection or a truncated body fails at once; this only bounds the
         // unexpected.
         .attempt_timeout(Duration::from_secs(2))

@@ -1,13 +1,16 @@
-//! Test support: a scripted HTTP server on 127.0.0.1 that answers each route from a queue of
-//! replies (so a test can say "503, then 503, then 200"), including broken replies that
-//! httpmock cannot give: a dropped connection, a truncated body, no answer at all. Plus a
-//! `Sleep` that records the waits instead of waiting, and clients of the fake server.
-#![allow(dead_code)]
+//! What the workspace's tests share (dev-only, not published): [`Script`], a scripted HTTP
+//! server on 127.0.0.1 that answers each route from a queue of replies (so a test can say
+//! "503, then 503, then 200"), including broken replies that httpmock cannot give (a dropped
+//! connection, a truncated body, a body without end, no answer at all); [`RecordingSleep`],
+//! the one stand-in [`Sleep`](leapcraft_ext::Sleep), which records the waits instead of
+//! waiting; clients of the scripted server and of `leapcraft-fake`; and [`mocked`], a typed
+//! httpmock server that hands out a token.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use leapcraft_httpmock::MockServerExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -342,3 +345,24 @@ pub fn paused_clock_client(fake: &leapcraft_fake::FakeServer) -> leapcraft_ext::
 
 pub const KEY: &str = "KEY-s3cr3t-9f8e7d";
 pub const DEVICE: &str = r#"{"serial":"LC-2026-X88","meta":{}}"#;
+
+/// A typed httpmock server that hands out the token `tok` for [`KEY`], and a client of it
+/// (whose base URL is the server's root: the operations' paths have no `/v1`).
+pub async fn mocked() -> (httpmock::MockServer, leapcraft_ext::Client) {
+    let server = httpmock::MockServer::start_async().await;
+    server.get_access_token(|when, then| {
+        when.body(&leapcraft_api::types::TokenRequest {
+            api_key: KEY.into(),
+        });
+        then.ok(&leapcraft_api::types::TokenResponse {
+            token: "tok".into(),
+            type_: Some("bearer".into()),
+        });
+    });
+    let client = leapcraft_ext::Client::builder()
+        .api_key(KEY)
+        .base_url(server.base_url())
+        .build()
+        .expect("a valid client");
+    (server, client)
+}
