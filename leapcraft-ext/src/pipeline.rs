@@ -204,7 +204,14 @@ impl Pipeline {
             }
             let token_use = match (&token, status) {
                 (None, _) => TokenUse::None,
-                (Some(token), Some(StatusCode::UNAUTHORIZED)) => token.use_when_refused(first_send),
+                (Some(refused), Some(StatusCode::UNAUTHORIZED)) => {
+                    // A refused token is dropped whatever the call does next, so that the
+                    // next call that needs one exchanges the key again.
+                    if let Some(tokens) = call.tokens {
+                        tokens.invalidate(refused);
+                    }
+                    refused.use_when_refused(first_send)
+                }
                 (Some(token), Some(_)) => {
                     token.prove();
                     TokenUse::Shared
@@ -240,9 +247,6 @@ impl Pipeline {
                     tracing::debug!(
                         "401 to a token that had been used: it expired; refreshing the token and resending"
                     );
-                    if let (Some(tokens), Some(token)) = (call.tokens, &token) {
-                        tokens.invalidate(token);
-                    }
                     self.counters.retry();
                 }
                 Action::Retry { wait, cost } => {

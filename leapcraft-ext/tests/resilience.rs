@@ -765,3 +765,28 @@ async fn a_token_that_worked_and_expires_during_the_retries_is_refreshed_again()
     assert_eq!(server.count(TOKEN), 3);
     assert_eq!(sleep.waits().len(), 2, "a refresh resends at once");
 }
+
+#[tokio::test]
+async fn a_token_refused_on_the_last_attempt_is_not_used_again() {
+    let (server, sleep) = scripted().await;
+    server.push(
+        "POST",
+        TOKEN,
+        [Reply::token("tok-1"), Reply::token("tok-2")],
+    );
+    server.push("GET", DEV, [Reply::json(200, DEVICE), Reply::status(401)]);
+    server.always("GET", DEV, Reply::json(200, DEVICE));
+    let client = client(server.base_url(), &sleep)
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap();
+    client.device("dev-1").await.unwrap();
+    let err = client.device("dev-1").await.unwrap_err();
+    assert!(matches!(err, Error::Auth(_)), "{err:?}");
+    client.device("dev-1").await.unwrap();
+    assert_eq!(server.count(TOKEN), 2, "the refused token was dropped");
+    assert_eq!(
+        server.seen(DEV).last().unwrap().header("authorization"),
+        Some("Bearer tok-2")
+    );
+}
