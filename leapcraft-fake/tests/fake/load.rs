@@ -1,10 +1,8 @@
 //! Load: many concurrent connections, and the cost of large pages.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use leapcraft_fake::FakeServer;
 
 /// Many clients at once, each on its own connection: every request is answered.

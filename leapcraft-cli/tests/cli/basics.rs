@@ -1,13 +1,11 @@
 //! `leapcraft` end to end, against a fake server started in-process by each test.
 
-mod support;
-
 use std::collections::HashSet;
 
 use leapcraft_fake::{FakeServer, FaultKind};
 use predicates::prelude::*;
 use serde_json::Value;
-use support::*;
+use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devices_in_every_format() {

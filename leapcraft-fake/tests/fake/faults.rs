@@ -1,10 +1,8 @@
 //! Fault injection actually injects each kind, latency is applied, and peaks are tracked.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use leapcraft_fake::{FakeServer, FaultKind};
 
 async fn faulty(kind: FaultKind) -> (FakeServer, String) {

@@ -2,8 +2,6 @@
 //! each, even while the list grows under the pages; failures are reported once per streak;
 //! a refused key ends it with exit 3; Ctrl-C (SIGINT) ends it cleanly.
 
-mod support;
-
 use std::io::{BufRead, BufReader, Read};
 use std::process::Child;
 use std::sync::mpsc;
@@ -12,7 +10,7 @@ use std::time::{Duration, Instant};
 use leapcraft_fake::{FakeServer, FaultKind};
 use predicates::prelude::*;
 use serde_json::Value;
-use support::*;
+use crate::support::*;
 
 /// A running `notifications --follow`, its stdout read line by line.
 struct Follower {

@@ -15,8 +15,6 @@ use std::time::{Duration, Instant};
 use leapcraft_fake::{FakeServer, FaultKind};
 use serde_json::Value;
 
-mod support;
-
 /// How long any one condition may take to hold.
 const DEADLINE: Duration = Duration::from_secs(45);
 
@@ -41,7 +39,7 @@ impl Exporter {
     /// Starts `leapcraft serve` on a free loopback port, polling `fake`, with `args`.
     fn start(fake: &FakeServer, args: &[&str]) -> Self {
         let args = [&["serve", "--listen", "127.0.0.1:0"], args].concat();
-        Self::watch(support::spawn_at(fake.base_url(), fake.api_key(), &args))
+        Self::watch(crate::support::spawn_at(fake.base_url(), fake.api_key(), &args))
     }
 
     /// Starts `leapcraft --demo serve` on a free loopback port, with `args`.
@@ -140,7 +138,7 @@ impl Exporter {
     /// SIGTERM, as systemd sends, and what the process left.
     fn stop(mut self) -> Output {
         let child = self.child.take().unwrap();
-        support::terminate(&child);
+        crate::support::terminate(&child);
         child.wait_with_output().unwrap()
     }
 }

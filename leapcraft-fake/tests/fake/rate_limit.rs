@@ -2,11 +2,9 @@
 //! back; the token exchange counts; the limit changes while serving. On tokio's paused
 //! clock, which the bucket runs on: time moves only when the test moves it.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use leapcraft_fake::{FakeServer, RateLimit, RetryAfter};
 
 async fn limited(limit: RateLimit) -> FakeServer {

@@ -1,8 +1,6 @@
 //! Paging and parameter validation, exactly as documented.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use leapcraft_fake::{FakeServer, NotificationLimitPolicy};
 
 #[tokio::test]

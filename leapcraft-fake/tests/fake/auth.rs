@@ -1,10 +1,8 @@
 //! Token exchange and token expiry.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use leapcraft_fake::FakeServer;
 
 #[tokio::test]

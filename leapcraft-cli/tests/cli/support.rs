@@ -1,7 +1,6 @@
 //! What the CLI tests share: the binary with a clean environment, readers of its output, and
 //! [`Scripted`], a purpose-built server for what the fake does not do (hostile text, extreme
 //! values, failures on one page, requests that never end).
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -1,8 +1,6 @@
 //! The dataset over HTTP: determinism, shapes, telemetry, topologies, 404s, live updates.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use leapcraft_fake::FakeServer;
 use serde_json::{Value, json};
 

@@ -1,0 +1,11 @@
+//! The `leapcraft` binary end to end, against `leapcraft-fake` or purpose-built servers: one
+//! test binary, a module per subject, sharing `support`.
+
+mod support;
+
+mod basics;
+mod exits;
+mod export;
+mod follow;
+mod safety;
+mod serve;
