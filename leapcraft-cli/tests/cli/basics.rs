@@ -2,10 +2,10 @@
 
 use std::collections::HashSet;
 
+use crate::support::*;
 use leapcraft_fake::{FakeServer, FaultKind};
 use predicates::prelude::*;
 use serde_json::Value;
-use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devices_in_every_format() {

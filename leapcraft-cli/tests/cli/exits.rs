@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use leapcraft_fake::FakeServer;
 use crate::support::*;
+use leapcraft_fake::FakeServer;
 
 /// One line on stderr, which says `what`.
 fn one_message(stderr: &[u8], what: &str) {

