@@ -315,7 +315,10 @@ async fn outages_and_expired_tokens_leave_it_up_truthful_and_catching_up() {
         })
         .await;
     exporter.wait_healthy(false).await;
-    assert_eq!(value(&down, "leapcraft_poll_failed_devices"), Some(12.0));
+    // The last poll to finish failed devices: all of them, or (when polls outlast the
+    // interval on a loaded machine) the one that straddled the outage's start.
+    let failed = value(&down, "leapcraft_poll_failed_devices").unwrap();
+    assert!(failed > 0.0 && failed <= 12.0, "{failed}");
     let unavailable = r#"leapcraft_api_requests_total{operation="get_telemetry",status="503"}"#;
     assert!(value(&down, unavailable).unwrap_or(0.0) >= 12.0, "{down}");
     let exchanged = value(&down, "leapcraft_token_exchanges_total").unwrap();
