@@ -49,8 +49,6 @@ pub const BASE_URL_ENV: &str = "LEAPCRAFT_BASE_URL";
 pub struct Client {
     /// The authenticated route every call of the methods takes.
     route: Arc<Route>,
-    /// The token cache on that route.
-    tokens: Arc<TokenCache>,
     /// The generated client of [`api`](Self::api), on the same route.
     api: leapcraft_api::Client,
 }
@@ -91,7 +89,10 @@ impl Client {
     pub fn stats(&self) -> ClientStats {
         let pipeline = &self.route.pipeline;
         ClientStats {
-            token_exchanges: self.tokens.exchanges(),
+            token_exchanges: match &self.route.credential {
+                Credential::Bearer(tokens) => tokens.exchanges(),
+                Credential::KeyExchange => 0,
+            },
             request_rate: pipeline.limiter.rate(),
             rate_limited: pipeline.limiter.delayed(),
             ..pipeline.counters.snapshot()
@@ -412,13 +413,12 @@ impl ClientBuilder {
         let tokens = Arc::new(TokenCache::new(exchange, self.max_token_age));
         let route = Arc::new(Route {
             pipeline,
-            credential: Credential::Bearer(tokens.clone()),
+            credential: Credential::Bearer(tokens),
             base_url,
         });
         Ok(Client {
             api: route.generated_client(),
             route,
-            tokens,
         })
     }
 }

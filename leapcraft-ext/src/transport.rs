@@ -35,7 +35,7 @@ pub(crate) enum Credential {
 
 /// The pipeline, a way of authenticating, and where the API is: what a generated client
 /// needs to send through the pipeline.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct Route {
     pub pipeline: Arc<Pipeline>,
     pub credential: Credential,
