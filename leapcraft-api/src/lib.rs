@@ -5,9 +5,10 @@
 //! are in [`types`]. Most users want the `leapcraft-ext` crate instead, which adds token
 //! exchange and refresh, retries, pagination streams and typed telemetry on top of this one.
 //!
-//! Besides the generated code this crate holds two hand-written pieces: [`Timestamp`], the
-//! lenient timestamp type every `date-time` of the spec maps to, and [`Hooks`], the point
-//! through which a [`Transport`] (such as leapcraft-ext's) executes every request.
+//! Besides the generated code this crate holds three hand-written pieces: [`Timestamp`], the
+//! lenient type the spec's timestamps map to; the path-segment encoder every path parameter
+//! goes through (it refuses `""`, `.` and `..`); and [`Hooks`], the point through which a
+//! [`Transport`] (such as leapcraft-ext's) executes every request.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), leapcraft_api::Error<leapcraft_api::types::Error>> {
