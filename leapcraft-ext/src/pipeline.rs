@@ -2,13 +2,15 @@
 //! retry budget and timeouts, for the methods of [`Client`](crate::Client) and for calls
 //! through [`Client::api`](crate::Client::api) alike.
 //!
-//! [`Pipeline::invoke`] runs a call under its overall deadline; `try_op` makes attempts until
-//! [`decide`] says stop, each one after its turn from the rate limiter (see
-//! [`RateLimiter::acquire`]), and tells the limiter of every `429`; `try_attempt` sends one
-//! request and reads its body, within the attempt's timeout and the body limits (see
-//! [`Buffered::read`]). Everything an attempt held (connection, body, token) is dropped
-//! before a backoff wait starts. The loop spends from the retry budget for each retry and
-//! gives back when a call succeeds; [`decide`] is told what is left.
+//! [`Pipeline::invoke`] runs a call; `try_op` makes attempts until [`decide`] says stop, each
+//! one after its turn from the rate limiter (see [`RateLimiter::acquire`]), and tells the
+//! limiter of every `429`; `try_attempt` sends one request and reads its body, within the
+//! attempt's timeout and the body limits (see [`Buffered::read`]). The call's overall
+//! deadline ends every wait it makes (for a token, for its turn, for an attempt), and
+//! [`decide`] starts no backoff that would end after it. Everything an attempt held
+//! (connection, body, token) is dropped before a backoff wait starts. The loop spends from
+//! the retry budget for each retry and gives back when a call succeeds; [`decide`] is told
+//! what is left.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -129,14 +131,10 @@ impl Pipeline {
         // A deadline too far to represent is no deadline.
         let deadline = self.timeouts.overall.and_then(|t| started.checked_add(t));
         let mut progress = Progress::default();
-        let op = self.try_op(&call, deadline, &mut progress);
-        let result = match deadline {
-            Some(deadline) => tokio::time::timeout_at(deadline, op)
-                .instrument(span.clone())
-                .await
-                .unwrap_or_else(|_| Err(Failure::from(timeout(operation, progress.attempts)))),
-            None => op.instrument(span.clone()).await,
-        };
+        let result = self
+            .try_op(&call, deadline, &mut progress)
+            .instrument(span.clone())
+            .await;
         span.record("attempts", progress.attempts);
         if let Some(status) = progress.status {
             span.record("status", status.as_u16());
@@ -152,14 +150,21 @@ impl Pipeline {
         progress: &mut Progress,
     ) -> Result<Buffered, Failure> {
         loop {
+            let out_of_time = || Failure::from(timeout(call.operation, progress.attempts));
             let token = match call.tokens {
-                Some(tokens) => Some(tokens.token().await?),
+                Some(tokens) => Some(
+                    within(deadline, tokens.token())
+                        .await
+                        .ok_or_else(out_of_time)??,
+                ),
                 None => None,
             };
             // The token first, then the turn, right before sending: turns taken while a token
             // exchange ran would all be spent at once when it ended, a burst. (A token that
             // expires during the wait is refreshed on the `401`, as any.)
-            let permit = self.limiter.acquire(&*self.sleep).await;
+            let permit = within(deadline, self.limiter.acquire(&*self.sleep))
+                .await
+                .ok_or_else(out_of_time)?;
             let Some(mut request) = call.request.try_clone() else {
                 return Err(Error::invalid(format!(
                     "{}: a request with a streaming body cannot be sent by this client",
@@ -288,12 +293,9 @@ impl Pipeline {
                     ReadError::Failed(e) => AttemptFailure::of(e),
                 })
         };
-        match deadline {
-            Some(deadline) => tokio::time::timeout_at(deadline, attempt)
-                .await
-                .unwrap_or_else(|_| Err(AttemptFailure::ours(FailureKind::Timeout))),
-            None => attempt.await,
-        }
+        within(deadline, attempt)
+            .await
+            .unwrap_or_else(|| Err(AttemptFailure::ours(FailureKind::Timeout)))
     }
 
     /// The call's outcome, from its last attempt.
@@ -347,6 +349,15 @@ fn describe(failure: &AttemptFailure) -> String {
     match &failure.error {
         Some(error) => error_chain(error),
         None => format!("{:?}", failure.kind),
+    }
+}
+
+/// The output of `future`, or `None` if `deadline` passes first. A future that is ready at
+/// once never starts a timer: a call pays for one timer per attempt, not one per wait.
+async fn within<T>(deadline: Option<Instant>, future: impl Future<Output = T>) -> Option<T> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, future).await.ok(),
+        None => Some(future.await),
     }
 }
 

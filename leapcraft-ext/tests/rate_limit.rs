@@ -1,12 +1,12 @@
 //! Pacing and the retry budget against the fake server, on tokio's paused clock: the fake's
 //! rate limit and latency, the client's pacing and its waits all run on the one virtual
-//! clock, which moves only when every task waits for it. Nothing here sleeps for real, and
-//! nothing asserts how long anything took.
+//! clock, which moves only when every task waits for it. Nothing here asserts how long
+//! anything took, and only the test of a deadline waits for real (for that deadline).
 
 use futures::StreamExt;
 use leapcraft_ext::{Client, Error, RateLimit};
 use leapcraft_fake::{FakeServer, FaultKind, RateLimit as ServerLimit};
-use leapcraft_test_kit::paused_clock_client;
+use leapcraft_test_kit::{fake_client, paused_clock_client};
 use std::time::Duration;
 
 /// A fake of `devices` devices answering each request after 20 ms, limited to `limit`.
@@ -31,6 +31,40 @@ async fn read_all(client: &Client, ids: Vec<String>, concurrency: usize) -> usiz
         .filter(|(_, reading)| std::future::ready(reading.is_err()))
         .count()
         .await
+}
+
+#[tokio::test]
+async fn the_overall_deadline_ends_a_wait_for_a_turn() {
+    let fake = FakeServer::builder().start().await.unwrap();
+    // The exchange takes the one turn there is; the call's own turn is a minute later.
+    let client = fake_client(&fake)
+        .rate_limit(RateLimit::Fixed {
+            per_second: 1.0 / 60.0,
+            burst: 1,
+        })
+        .overall_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let call = client.device(fake.dataset().physical_id(0));
+    let err = tokio::time::timeout(Duration::from_secs(20), call)
+        .await
+        .expect("the deadline, not the turn, ends the call")
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Timeout {
+                operation: "get_device",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        fake.counters().requests.get_device,
+        0,
+        "it never got its turn"
+    );
 }
 
 #[tokio::test(start_paused = true)]
