@@ -1,10 +1,14 @@
 //! Reading many devices at once: a call per device with bounded concurrency, started while the
-//! device list is still arriving.
+//! device list is still arriving. Each call runs as a tokio task of its own, so that on a
+//! multi-threaded runtime the responses of many calls are read and decoded on every thread,
+//! not only on the one that polls the stream.
 
 use futures::future::Either;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
+use tokio_util::task::AbortOnDropHandle;
 
+use crate::error::TransportError;
 use crate::{Client, Error, PhysicalId, Reading};
 
 /// How many requests the bulk helpers keep in flight unless told otherwise.
@@ -44,18 +48,14 @@ impl Client {
         I: IntoIterator,
         I::Item: Into<PhysicalId>,
     {
-        let client = self.clone();
-        let ids: Vec<PhysicalId> = ids.into_iter().map(Into::into).collect();
-        futures::stream::iter(ids)
-            .map(move |id: PhysicalId| {
-                let client = client.clone();
-                async move {
-                    let result = client.latest(id.clone()).await;
-                    (id, result)
-                }
-            })
-            .buffer_unordered(concurrency.max(1))
-            .boxed()
+        let ids: Vec<Result<PhysicalId, Error>> = ids.into_iter().map(|id| Ok(id.into())).collect();
+        let ids = futures::stream::iter(ids);
+        self.fetch_each(ids, concurrency, |client, id| async move {
+            client.latest(id).await
+        })
+        // The ids cannot fail: every item is a device's.
+        .filter_map(|item| std::future::ready(item.ok()))
+        .boxed()
     }
 
     /// The latest reading of every device of the account: lists the devices (failing if
@@ -100,7 +100,9 @@ impl Client {
     /// first calls start with the first page of the device list.
     ///
     /// Each item is a device and the result of its call, in the order calls complete; one
-    /// device failing does not stop the others. An `Err` item is a failure of `ids` itself
+    /// device failing does not stop the others. Each call runs as a task of its own on the
+    /// current tokio runtime (dropping the stream aborts the calls in flight; a panic in
+    /// `fetch` resumes in the caller). An `Err` item is a failure of `ids` itself
     /// (the device list could not be read): the stream ends with it, and no call starts
     /// after it.
     ///
@@ -125,7 +127,7 @@ impl Client {
         let client = self.clone();
         ids.map(move |id| match id {
             Ok(id) => {
-                let call = fetch(client.clone(), id.clone());
+                let call = spawned(fetch(client.clone(), id.clone()));
                 Either::Left(async move { Ok((id, call.await)) })
             }
             Err(e) => Either::Right(futures::future::ready(Err(e))),
@@ -137,5 +139,98 @@ impl Client {
             futures::future::ready(next)
         })
         .boxed()
+    }
+}
+
+/// `call` as a task of its own, aborted if the returned future is dropped first. A panic in
+/// `call` resumes here.
+fn spawned<T: Send + 'static>(
+    call: impl Future<Output = Result<T, Error>> + Send + 'static,
+) -> impl Future<Output = Result<T, Error>> {
+    let task = AbortOnDropHandle::new(tokio::spawn(call));
+    async move {
+        match task.await {
+            Ok(result) => result,
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                // Only the runtime shutting down cancels the task.
+                Err(_) => Err(Error::Transport(Box::new(TransportError {
+                    operation: "fetch_each",
+                    message: "the call's task was cancelled: the runtime is shutting down"
+                        .to_owned(),
+                    attempts: 0,
+                    source: None,
+                }))),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use futures::FutureExt;
+
+    use super::*;
+
+    fn client() -> Client {
+        Client::builder().api_key("key").build().unwrap()
+    }
+
+    fn ids(n: usize) -> impl Stream<Item = Result<PhysicalId, Error>> + Send + 'static {
+        futures::stream::iter((0..n).map(|i| Ok(PhysicalId::from(format!("dev-{i}")))))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dropping_the_stream_aborts_the_calls_in_flight() {
+        let (started, finished) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (s, f) = (started.clone(), finished.clone());
+        let mut each = client().fetch_each(ids(10), 4, move |_, id| {
+            let (s, f) = (s.clone(), f.clone());
+            async move {
+                s.fetch_add(1, Ordering::SeqCst);
+                if id.as_str() != "dev-0" {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                }
+                f.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+        });
+        let (id, result) = each.try_next().await.unwrap().unwrap();
+        assert_eq!((id.as_str(), result.is_ok()), ("dev-0", true));
+        drop(each);
+        tokio::time::sleep(Duration::from_secs(7200)).await;
+        assert_eq!(
+            finished.load(Ordering::SeqCst),
+            1,
+            "the other calls never finish"
+        );
+        assert!(
+            started.load(Ordering::SeqCst) <= 5,
+            "no call starts after the drop"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_a_call_resumes_in_the_caller() {
+        let mut each = client().fetch_each(ids(3), 2, |_, id| async move {
+            if id.as_str() == "dev-1" {
+                panic!("the fetch of dev-1 panicked");
+            }
+            Ok(())
+        });
+        let drained = std::panic::AssertUnwindSafe(async {
+            while each.try_next().await.unwrap().is_some() {}
+        })
+        .catch_unwind()
+        .await;
+        let panic = drained.expect_err("the panic reaches the caller");
+        assert_eq!(
+            panic.downcast_ref::<&str>(),
+            Some(&"the fetch of dev-1 panicked")
+        );
     }
 }
