@@ -107,14 +107,11 @@ impl Output {
     /// Writes `records` to `out`.
     pub fn write(&self, records: &Records, out: &mut impl Write) -> io::Result<()> {
         match self.format {
-            Format::Json => {
-                let value = if records.single {
-                    records.json.first().cloned().unwrap_or(Value::Null)
-                } else {
-                    Value::Array(records.json.clone())
-                };
-                writeln!(out, "{}", json_text(&value, true)?)
+            Format::Json if records.single => {
+                let value = records.json.first().unwrap_or(&Value::Null);
+                writeln!(out, "{}", json_text(value, true)?)
             }
+            Format::Json => writeln!(out, "{}", json_text(&records.json, true)?),
             Format::Csv => {
                 let mut writer = csv::Writer::from_writer(&mut *out);
                 writer.write_record(records.columns.iter().map(|c| self.csv_cell(c)))?;
@@ -242,7 +239,7 @@ fn columns_that_fit(header: &[String], rows: &[Vec<String>], width: usize) -> us
 }
 
 /// JSON text of `value`, with the controls serde_json leaves raw escaped too.
-fn json_text(value: &Value, pretty: bool) -> io::Result<String> {
+fn json_text(value: &(impl Serialize + ?Sized), pretty: bool) -> io::Result<String> {
     let text = if pretty {
         serde_json::to_string_pretty(value)
     } else {

@@ -336,10 +336,16 @@ async fn outages_and_expired_tokens_leave_it_up_truthful_and_catching_up() {
         .into_iter()
         .find(|(i, _)| *i == id)
         .unwrap();
+    // A poll that straddled the outage's end succeeds in part; wait for one that read all.
     let back = exporter
-        .wait_for("fresh readings and leapcraft_up 1", |m| {
-            value(m, "leapcraft_up") == Some(1.0) && value(m, &co2) == Some(new_ppm)
-        })
+        .wait_for(
+            "fresh readings, leapcraft_up 1, a poll without failures",
+            |m| {
+                value(m, "leapcraft_up") == Some(1.0)
+                    && value(m, &co2) == Some(new_ppm)
+                    && value(m, "leapcraft_poll_failed_devices") == Some(0.0)
+            },
+        )
         .await;
     exporter.wait_healthy(true).await;
     assert!(fake.counters().token_exchanges > exchanges, "a new token");
