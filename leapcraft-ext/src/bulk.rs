@@ -7,6 +7,7 @@ use futures::future::Either;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
 use tokio_util::task::AbortOnDropHandle;
+use tracing::Instrument;
 
 use crate::error::TransportError;
 use crate::{Client, Error, PhysicalId, Reading};
@@ -142,12 +143,12 @@ impl Client {
     }
 }
 
-/// `call` as a task of its own, aborted if the returned future is dropped first. A panic in
-/// `call` resumes here.
+/// `call` as a task of its own, in the span of whoever polls the stream (as if it ran there),
+/// aborted if the returned future is dropped first. A panic in `call` resumes here.
 fn spawned<T: Send + 'static>(
     call: impl Future<Output = Result<T, Error>> + Send + 'static,
 ) -> impl Future<Output = Result<T, Error>> {
-    let task = AbortOnDropHandle::new(tokio::spawn(call));
+    let task = AbortOnDropHandle::new(tokio::spawn(call.in_current_span()));
     async move {
         match task.await {
             Ok(result) => result,

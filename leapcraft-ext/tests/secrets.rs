@@ -1,5 +1,5 @@
 //! The API key and the token never show in Debug or Display of the client and of every kind
-//! of error (logs: `secrets_in_logs.rs`).
+//! of error (logs: `logs.rs`).
 
 use leapcraft_ext::{Client, Error, RetryPolicy};
 use leapcraft_test_kit::{KEY, RecordingSleep, Reply, Script, client};

@@ -1,11 +1,14 @@
-//! No secret in any tracing output, at TRACE level, through a whole refresh-and-retry
-//! scenario. Alone in its test binary: tracing caches per call site whether anyone listens,
-//! and a test running beside it without a subscriber could make that cache say "no".
+//! What the client logs through `tracing`: no secret in any output, at TRACE level, through a
+//! whole refresh-and-retry scenario; and each call's span where the caller's code would put
+//! it. Alone in their test binary: tracing caches per call site whether anyone listens, and
+//! a test running beside them without a subscriber could make that cache say "no".
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use futures::StreamExt;
 use leapcraft_test_kit::{DEVICE, KEY, RecordingSleep, Reply, Script, client};
+use tracing::Instrument;
 
 const TOKEN_1: &str = "TOKEN-one-7c1d2e";
 const TOKEN_2: &str = "TOKEN-two-0a9b8c";
@@ -38,8 +41,8 @@ fn assert_clean(what: &str, text: &str) {
     }
 }
 
-#[tokio::test]
-async fn no_secret_in_any_log_line_through_refresh_and_retries() {
+/// Everything logged at every level, with span events, for as long as the guard lives.
+fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -48,7 +51,44 @@ async fn no_secret_in_any_log_line_through_refresh_and_retries() {
         .with_writer(move || writer.clone())
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    (captured, tracing::subscriber::set_default(subscriber))
+}
+
+#[tokio::test]
+async fn bulk_calls_log_in_the_span_of_their_caller() {
+    let (captured, _guard) = capture();
+    let fake = leapcraft_fake::FakeServer::builder()
+        .devices(3)
+        .start()
+        .await
+        .unwrap();
+    let client = leapcraft_test_kit::fake_client(&fake).build().unwrap();
+    let ids: Vec<String> = (0..3).map(|i| fake.dataset().physical_id(i)).collect();
+    let read = client
+        .latest_many(ids, 2)
+        .filter(|(_, reading)| std::future::ready(reading.is_ok()))
+        .count()
+        .instrument(tracing::info_span!("nightly_report"))
+        .await;
+    assert_eq!(read, 3);
+    let logs = captured.text();
+    let calls: Vec<&str> = logs
+        .lines()
+        .filter(|l| {
+            l.ends_with(
+                r#"leapcraft.call{operation="get_telemetry"}: leapcraft_ext::pipeline: new"#,
+            )
+        })
+        .collect();
+    assert_eq!(calls.len(), 3, "{logs}");
+    for line in calls {
+        assert!(line.contains("nightly_report:leapcraft.call"), "{line}");
+    }
+}
+
+#[tokio::test]
+async fn no_secret_in_any_log_line_through_refresh_and_retries() {
+    let (captured, _guard) = capture();
 
     let (server, sleep) = (Script::start().await, RecordingSleep::default());
     server.push(
