@@ -1,20 +1,48 @@
 //! The whole API through `leapcraft-ext`: paging, telemetry, open enums, bulk reads, watching.
 
+use std::num::NonZeroU64;
+use std::ops::Range;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use futures::{StreamExt, TryStreamExt};
 use httpmock::prelude::*;
+use leapcraft_api::types;
 use leapcraft_ext::{
     DeviceKind, Error, NotificationCategory, PhysicalId, Resolution, TelemetryQuery,
 };
+use leapcraft_httpmock::MockServerExt;
 use leapcraft_test_kit::{fake_client, mocked, paused_clock_client};
 use serde_json::json;
 
-fn devices(range: std::ops::Range<usize>) -> serde_json::Value {
+fn devices(range: Range<usize>) -> serde_json::Value {
     range
         .map(|i| json!({"physical_id": format!("dev-{i}"), "type": "ambinode", "meta": {}}))
         .collect()
+}
+
+/// `GET /devices` with the token [`mocked`] hands out, for the page `page` of `limit` devices
+/// where given, answered with the devices of `range`: the mock generated from the spec, so
+/// the query is the spec's.
+fn device_page(
+    server: &MockServer,
+    limit: Option<i64>,
+    page: Option<u64>,
+    range: Range<usize>,
+) -> httpmock::Mock<'_> {
+    let body: Vec<types::Device> = serde_json::from_value(devices(range)).unwrap();
+    server.list_devices(|when, then| {
+        let when = match limit {
+            Some(limit) => when.limit(limit),
+            None => when,
+        };
+        let when = match page {
+            Some(page) => when.page(NonZeroU64::new(page)),
+            None => when,
+        };
+        when.into_inner().header("authorization", "Bearer tok");
+        then.ok(&body);
+    })
 }
 
 fn ids(devices: &[leapcraft_ext::Device]) -> Vec<String> {
@@ -24,21 +52,10 @@ fn ids(devices: &[leapcraft_ext::Device]) -> Vec<String> {
 #[tokio::test]
 async fn devices_page_until_a_short_page() {
     let (server, client) = mocked().await;
-    let mut pages = Vec::new();
-    for (page, range) in [(1, 0..3), (2, 3..6), (3, 6..7)] {
-        pages.push(
-            server
-                .mock_async(|when, then| {
-                    when.method(GET)
-                        .path("/devices")
-                        .query_param("limit", "3")
-                        .query_param("page", page.to_string())
-                        .header("authorization", "Bearer tok");
-                    then.status(200).json_body(devices(range));
-                })
-                .await,
-        );
-    }
+    let pages: Vec<_> = [(1, 0..3), (2, 3..6), (3, 6..7)]
+        .into_iter()
+        .map(|(page, range)| device_page(&server, Some(3), Some(page), range))
+        .collect();
     let all = client.devices().page_size(3).collect().await.unwrap();
     assert_eq!(
         ids(&all),
@@ -53,12 +70,7 @@ async fn devices_page_until_a_short_page() {
 async fn an_exact_multiple_ends_on_the_empty_page_after_it() {
     let (server, client) = mocked().await;
     for (page, range) in [(1, 0..2), (2, 2..4), (3, 4..4)] {
-        server
-            .mock_async(|when, then| {
-                when.path("/devices").query_param("page", page.to_string());
-                then.status(200).json_body(devices(range));
-            })
-            .await;
+        device_page(&server, Some(2), Some(page), range);
     }
     let pages: Vec<_> = client
         .devices()
@@ -77,12 +89,7 @@ async fn an_exact_multiple_ends_on_the_empty_page_after_it() {
 #[tokio::test]
 async fn an_empty_first_page_is_an_empty_list() {
     let (server, client) = mocked().await;
-    let list = server
-        .mock_async(|when, then| {
-            when.path("/devices").query_param("page", "1");
-            then.status(200).json_body(json!([]));
-        })
-        .await;
+    let list = device_page(&server, None, Some(1), 0..0);
     assert!(client.devices().collect().await.unwrap().is_empty());
     assert_eq!(list.calls_async().await, 1);
 }
@@ -90,12 +97,7 @@ async fn an_empty_first_page_is_an_empty_list() {
 #[tokio::test]
 async fn page_size_minus_one_asks_for_everything_once() {
     let (server, client) = mocked().await;
-    let all = server
-        .mock_async(|when, then| {
-            when.path("/devices").query_param("limit", "-1");
-            then.status(200).json_body(devices(0..250));
-        })
-        .await;
+    let all = device_page(&server, Some(-1), None, 0..250);
     let got = client.devices().page_size(-1).collect().await.unwrap();
     assert_eq!(got.len(), 250);
     assert_eq!(all.calls_async().await, 1);
@@ -104,22 +106,8 @@ async fn page_size_minus_one_asks_for_everything_once() {
 #[tokio::test]
 async fn max_items_stops_early_and_asks_no_further() {
     let (server, client) = mocked().await;
-    let first = server
-        .mock_async(|when, then| {
-            when.path("/devices")
-                .query_param("limit", "10")
-                .query_param("page", "1");
-            then.status(200).json_body(devices(0..10));
-        })
-        .await;
-    let second = server
-        .mock_async(|when, then| {
-            when.path("/devices")
-                .query_param("limit", "10")
-                .query_param("page", "2");
-            then.status(200).json_body(devices(10..20));
-        })
-        .await;
+    let first = device_page(&server, Some(10), Some(1), 0..10);
+    let second = device_page(&server, Some(10), Some(2), 10..20);
     let got = client
         .devices()
         .page_size(10)
@@ -134,14 +122,7 @@ async fn max_items_stops_early_and_asks_no_further() {
         (1, 1)
     );
     // Fewer than a page: the request asks for just that many.
-    let few = server
-        .mock_async(|when, then| {
-            when.path("/devices")
-                .query_param("limit", "4")
-                .query_param("page", "1");
-            then.status(200).json_body(devices(0..4));
-        })
-        .await;
+    let few = device_page(&server, Some(4), Some(1), 0..4);
     assert_eq!(
         client.devices().max_items(4).collect().await.unwrap().len(),
         4
@@ -152,12 +133,7 @@ async fn max_items_stops_early_and_asks_no_further() {
 #[tokio::test]
 async fn a_server_that_ignores_the_page_is_an_error_not_a_loop() {
     let (server, client) = mocked().await;
-    let same = server
-        .mock_async(|when, then| {
-            when.path("/devices");
-            then.status(200).json_body(devices(0..5));
-        })
-        .await;
+    let same = device_page(&server, None, None, 0..5);
     let mut items = client.devices().page_size(5).items();
     let mut delivered = Vec::new();
     let err = loop {
@@ -552,14 +528,7 @@ async fn follow_yields_each_new_notification_once() {
 #[tokio::test]
 async fn skip_starts_later_in_the_list() {
     let (server, client) = mocked().await;
-    let third = server
-        .mock_async(|when, then| {
-            when.path("/devices")
-                .query_param("limit", "10")
-                .query_param("page", "3");
-            then.status(200).json_body(devices(20..25));
-        })
-        .await;
+    let third = device_page(&server, Some(10), Some(3), 20..25);
     let got = client
         .devices()
         .page_size(10)
