@@ -25,7 +25,8 @@ type PerDevice<T> = BoxStream<'static, Result<(PhysicalId, Result<T, Error>), Er
 impl Client {
     /// The latest reading of each device, with at most `concurrency` requests in flight
     /// (0 counts as 1). Results come as they complete, not in input order; one device failing
-    /// does not stop the others.
+    /// does not stop the others. Each call is a tokio task of its own, as with
+    /// [`fetch_each`](Self::fetch_each).
     ///
     /// ```no_run
     /// use futures::StreamExt;
