@@ -137,6 +137,7 @@ pub async fn figure(s: &Sizes) -> Result<Vec<Row>> {
         .devices(n)
         .fresh_readings(true)
         .latency(s.exporter_latency)
+        .precise_latency(true)
         .rate_limit(RateLimit::per_second(s.exporter_rate))
         .start()
         .await?;

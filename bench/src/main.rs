@@ -298,6 +298,7 @@ async fn bulk(s: &Sizes) -> Result<Vec<Row>> {
     let fake = FakeServer::builder()
         .devices(n)
         .latency(latency)
+        .precise_latency(true)
         .start()
         .await?;
     let client = client_for(&fake)?;
@@ -366,6 +367,7 @@ async fn streaming(s: &Sizes, exe: &std::path::Path) -> Result<Vec<Row>> {
     let fake = FakeServer::builder()
         .devices(n)
         .latency(latency)
+        .precise_latency(true)
         .start()
         .await?;
     let client = client_for(&fake)?;
@@ -1018,6 +1020,7 @@ async fn cli_latest_all(s: &Sizes, exe: &std::path::Path) -> Result<Vec<Row>> {
     let fake = FakeServer::builder()
         .devices(n)
         .latency(latency)
+        .precise_latency(true)
         .start()
         .await?;
     // Token exchange, the first page of the list, then every reading at the concurrency.

@@ -83,6 +83,7 @@ async fn run(r: &RateSizes, limiter: RateLimit, changes: Vec<(Duration, f64)>) -
         FakeServer::builder()
             .devices(r.devices)
             .latency(r.latency)
+            .precise_latency(true)
             .rate_limit(ServerLimit::per_second(r.limit))
             .start()
             .await?,

@@ -102,7 +102,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .fault_kinds(args.faults)
         .fault_token_exchange(args.fault_token_exchange)
         .fresh_readings(args.fresh_readings)
-        .latency(Duration::from_millis(args.latency_ms));
+        .latency(Duration::from_millis(args.latency_ms))
+        .precise_latency(true);
     if let Some(rate) = args.rate_limit {
         let mut limit = RateLimit::per_second(rate).with_retry_after(args.retry_after);
         if let Some(burst) = args.rate_burst {

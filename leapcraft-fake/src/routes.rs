@@ -64,6 +64,9 @@ pub(crate) struct AppState {
     pub(crate) rate_limit: Limiter,
     pub(crate) counters: Counters,
     pub(crate) latency_nanos: AtomicU64,
+    /// Whether the end of each latency wait is slept on a blocking thread (see
+    /// [`crate::FakeServerBuilder::precise_latency`]).
+    pub(crate) precise_latency: bool,
     pub(crate) tick: AtomicU64,
     pub(crate) notifications: RwLock<Vec<Notification>>,
     pub(crate) pushed: AtomicU64,
@@ -323,7 +326,7 @@ async fn gate(
         ),
         (None, Some(FaultKind::InternalErrorHtml)) => html_500(),
         (None, Some(FaultKind::DroppedConnection)) => {
-            wait_until(deadline).await;
+            wait_until(deadline, st.precise_latency).await;
             st.record(op, req.uri(), None);
             if let Some(abort) = req.extensions().get::<ConnAbort>() {
                 abort.0.notify_one();
@@ -345,7 +348,7 @@ async fn gate(
             }
         }
     };
-    wait_until(deadline).await;
+    wait_until(deadline, st.precise_latency).await;
     st.counters.status(response.status().as_u16());
     if let Some(uri) = uri {
         st.record(op, &uri, Some(response.status().as_u16()));
@@ -369,10 +372,26 @@ fn too_many_requests(retry_after: RetryAfter) -> Response {
     r
 }
 
-/// Sleeps until `deadline`, if there is any latency at all (no timer for zero latency).
-async fn wait_until(deadline: Option<tokio::time::Instant>) {
-    if let Some(deadline) = deadline {
+/// How much of a precise latency wait is slept on a blocking thread: more than tokio's timer
+/// overshoots on a busy runtime, little enough that few threads are held at once.
+const PRECISE_TAIL: Duration = Duration::from_millis(3);
+
+/// Sleeps until `deadline`, if there is any latency at all (no timer for zero latency); when
+/// `precise`, the last [`PRECISE_TAIL`] of it on a blocking thread, so that it ends on time
+/// rather than on one of tokio's millisecond ticks.
+async fn wait_until(deadline: Option<tokio::time::Instant>, precise: bool) {
+    let Some(deadline) = deadline else { return };
+    if !precise {
         tokio::time::sleep_until(deadline).await;
+        return;
+    }
+    if let Some(early) = deadline.checked_sub(PRECISE_TAIL) {
+        tokio::time::sleep_until(early).await;
+    }
+    let rest = deadline.saturating_duration_since(tokio::time::Instant::now());
+    if !rest.is_zero() {
+        // A failed blocking task (the runtime shutting down) ends the wait early: harmless.
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(rest)).await;
     }
 }
 

@@ -165,26 +165,32 @@ async fn a_fault_rate_gives_a_deterministic_mix_for_a_seed() {
 
 #[tokio::test]
 async fn latency_is_added_and_concurrency_peaks_are_tracked() {
-    let fake = FakeServer::builder()
-        .latency(Duration::from_millis(100))
-        .start()
-        .await
-        .unwrap();
-    let t = token(&fake).await;
-    let start = Instant::now();
-    let calls = (0..8).map(|_| get(&fake, &t, "/things"));
-    let responses = futures::future::join_all(calls).await;
-    assert!(responses.iter().all(|r| r.status() == 200));
-    let elapsed = start.elapsed();
-    assert!(elapsed >= Duration::from_millis(100), "{elapsed:?}");
-    let c = fake.counters();
-    assert_eq!(c.requests.list_things, 8);
-    // Eight requests sleeping 100 ms at once: they overlapped.
-    assert!(
-        c.peak_in_flight.list_things > 1 && c.peak_in_flight.list_things <= 8,
-        "{c:?}"
-    );
-    assert_eq!(c.peak_in_flight.get_access_token, 1);
-    fake.reset_counters();
-    assert_eq!(fake.counters(), Default::default());
+    for precise in [false, true] {
+        let fake = FakeServer::builder()
+            .latency(Duration::from_millis(100))
+            .precise_latency(precise)
+            .start()
+            .await
+            .unwrap();
+        let t = token(&fake).await;
+        let start = Instant::now();
+        let calls = (0..8).map(|_| get(&fake, &t, "/things"));
+        let responses = futures::future::join_all(calls).await;
+        assert!(responses.iter().all(|r| r.status() == 200));
+        let elapsed = start.elapsed();
+        assert!(
+            elapsed >= Duration::from_millis(100),
+            "{precise}: {elapsed:?}"
+        );
+        let c = fake.counters();
+        assert_eq!(c.requests.list_things, 8);
+        // Eight requests sleeping 100 ms at once: they overlapped.
+        assert!(
+            c.peak_in_flight.list_things > 1 && c.peak_in_flight.list_things <= 8,
+            "{precise}: {c:?}"
+        );
+        assert_eq!(c.peak_in_flight.get_access_token, 1);
+        fake.reset_counters();
+        assert_eq!(fake.counters(), Default::default());
+    }
 }
