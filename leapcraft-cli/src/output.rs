@@ -2,7 +2,8 @@
 //! it lands (see [`crate::sanitize`]).
 //!
 //! A command turns what it got into a [`Records`]: the JSON of each record exactly as the
-//! SDK serialises it, and the columns and cells for the table and CSV forms.
+//! SDK serialises it, or the columns and cells for the table and CSV forms, each made only
+//! when that form is printed.
 
 use std::borrow::Cow;
 use std::io::{self, IsTerminal, Write};
@@ -26,46 +27,43 @@ pub enum Format {
     Csv,
 }
 
-/// Records ready to print: one item, or a list.
-#[derive(Debug, Clone)]
-pub struct Records {
+/// Records ready to print: one item, or a list, and how to show them in each form.
+pub struct Records<'a> {
     /// One item (printed as a JSON object) or a list (a JSON array).
-    pub single: bool,
-    /// The records as JSON, one per record.
-    pub json: Vec<Value>,
+    single: bool,
     /// Column names, for tables and CSV.
-    pub columns: Vec<String>,
+    columns: Vec<String>,
+    /// The records as JSON, one per record.
+    json: Box<dyn Fn() -> serde_json::Result<Vec<Value>> + 'a>,
     /// One row of cells per record.
-    pub rows: Vec<Vec<String>>,
+    rows: Box<dyn Fn() -> Vec<Vec<String>> + 'a>,
 }
 
-impl Records {
+impl<'a> Records<'a> {
     /// A list of records, with `columns` and a function giving the cells of a record.
     pub fn list<T: Serialize>(
-        items: &[T],
+        items: &'a [T],
         columns: &[&str],
-        cells: impl Fn(&T) -> Vec<String>,
-    ) -> Result<Self, serde_json::Error> {
-        Ok(Self {
+        cells: impl Fn(&T) -> Vec<String> + 'a,
+    ) -> Self {
+        Self {
             single: false,
-            json: items
-                .iter()
-                .map(serde_json::to_value)
-                .collect::<Result<_, _>>()?,
             columns: columns.iter().map(|c| (*c).to_owned()).collect(),
-            rows: items.iter().map(cells).collect(),
-        })
+            json: Box::new(move || items.iter().map(serde_json::to_value).collect()),
+            rows: Box::new(move || items.iter().map(&cells).collect()),
+        }
     }
 
     /// One record.
     pub fn one<T: Serialize>(
-        item: &T,
+        item: &'a T,
         columns: &[&str],
-        cells: impl Fn(&T) -> Vec<String>,
-    ) -> Result<Self, serde_json::Error> {
-        let mut records = Self::list(std::slice::from_ref(item), columns, cells)?;
-        records.single = true;
-        Ok(records)
+        cells: impl Fn(&T) -> Vec<String> + 'a,
+    ) -> Self {
+        Self {
+            single: true,
+            ..Self::list(std::slice::from_ref(item), columns, cells)
+        }
     }
 }
 
@@ -98,56 +96,67 @@ impl Output {
     }
 
     /// Prints `records` on stdout.
-    pub fn print(&self, records: &Records) -> io::Result<()> {
+    pub fn print(&self, records: &Records<'_>) -> io::Result<()> {
         let mut out = io::stdout().lock();
         self.write(records, &mut out)?;
         out.flush()
     }
 
     /// Writes `records` to `out`.
-    pub fn write(&self, records: &Records, out: &mut impl Write) -> io::Result<()> {
+    pub fn write(&self, records: &Records<'_>, out: &mut impl Write) -> io::Result<()> {
         match self.format {
-            Format::Json if records.single => {
-                let value = records.json.first().unwrap_or(&Value::Null);
-                writeln!(out, "{}", json_text(value, true)?)
+            Format::Json => {
+                let json = (records.json)()?;
+                let text = match (records.single, json.first()) {
+                    (true, one) => json_text(one.unwrap_or(&Value::Null), true)?,
+                    (false, _) => json_text(&json, true)?,
+                };
+                writeln!(out, "{text}")
             }
-            Format::Json => writeln!(out, "{}", json_text(&records.json, true)?),
             Format::Csv => {
                 let mut writer = csv::Writer::from_writer(&mut *out);
                 writer.write_record(records.columns.iter().map(|c| self.csv_cell(c)))?;
-                for row in &records.rows {
+                for row in (records.rows)() {
                     writer.write_record(row.iter().map(|c| self.csv_cell(c)))?;
                 }
                 writer.flush()
             }
-            Format::Table if records.single => {
-                let rows = records.rows.first().map(|row| {
+            Format::Table => self.write_table(records, out),
+        }
+    }
+
+    /// Writes `records` as a table: one record as a table of fields and values.
+    fn write_table(&self, records: &Records<'_>, out: &mut impl Write) -> io::Result<()> {
+        let rows = (records.rows)();
+        if records.single {
+            let fields: Vec<Vec<String>> = rows
+                .first()
+                .map(|row| {
                     records
                         .columns
                         .iter()
                         .zip(row)
                         .map(|(column, cell)| vec![column.clone(), cell.clone()])
-                        .collect::<Vec<_>>()
-                });
-                let (table, _) =
-                    self.table(&["field".into(), "value".into()], &rows.unwrap_or_default());
-                writeln!(out, "{table}")
-            }
-            Format::Table if records.rows.is_empty() => writeln!(out, "(none)"),
-            Format::Table => {
-                let (table, note) = self.table(&records.columns, &records.rows);
-                writeln!(out, "{table}")?;
-                if let Some(note) = note {
-                    writeln!(out, "{note}")?;
-                }
-                writeln!(
-                    out,
-                    "{} record{}",
-                    records.rows.len(),
-                    if records.rows.len() == 1 { "" } else { "s" }
-                )
-            }
+                        .collect()
+                })
+                .unwrap_or_default();
+            let (table, _) = self.table(&["field".into(), "value".into()], &fields);
+            return writeln!(out, "{table}");
         }
+        if rows.is_empty() {
+            return writeln!(out, "(none)");
+        }
+        let (table, note) = self.table(&records.columns, &rows);
+        writeln!(out, "{table}")?;
+        if let Some(note) = note {
+            writeln!(out, "{note}")?;
+        }
+        writeln!(
+            out,
+            "{} record{}",
+            rows.len(),
+            if rows.len() == 1 { "" } else { "s" }
+        )
     }
 
     /// A CSV cell: formulas neutralised unless turned off; on a terminal, controls escaped.
@@ -258,11 +267,11 @@ pub struct Streamer<'a, W: Write> {
 
 impl<W: Write> Streamer<'_, W> {
     /// Prints the records of `records` (a list of one or more) and flushes.
-    pub fn push(&mut self, records: &Records) -> io::Result<()> {
+    pub fn push(&mut self, records: &Records<'_>) -> io::Result<()> {
         match self.output.format {
             Format::Json => {
-                for value in &records.json {
-                    writeln!(self.out, "{}", json_text(value, false)?)?;
+                for value in (records.json)()? {
+                    writeln!(self.out, "{}", json_text(&value, false)?)?;
                 }
             }
             Format::Csv => {
@@ -270,13 +279,13 @@ impl<W: Write> Streamer<'_, W> {
                 if !self.header_written {
                     writer.write_record(records.columns.iter().map(|c| self.output.csv_cell(c)))?;
                 }
-                for row in &records.rows {
+                for row in (records.rows)() {
                     writer.write_record(row.iter().map(|c| self.output.csv_cell(c)))?;
                 }
                 writer.flush()?;
             }
             Format::Table => {
-                for row in &records.rows {
+                for row in (records.rows)() {
                     let cells: Vec<Cow<'_, str>> = row.iter().map(|c| for_terminal(c)).collect();
                     writeln!(self.out, "{}", cells.join("  "))?;
                 }
@@ -323,12 +332,15 @@ mod tests {
         n: i32,
     }
 
-    fn sample(name: &'static str) -> Records {
+    /// Two things, the first named `name`, as `output` writes them.
+    fn sample(output: &Output, name: &'static str) -> String {
         let items = [Thing { name, n: 1 }, Thing { name: "c", n: -2 }];
-        Records::list(&items, &["name", "n"], |t| {
+        let records = Records::list(&items, &["name", "n"], |t| {
             vec![t.name.into(), t.n.to_string()]
-        })
-        .unwrap()
+        });
+        let mut out = Vec::new();
+        output.write(&records, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
     }
 
     fn output(format: Format) -> Output {
@@ -340,31 +352,24 @@ mod tests {
         }
     }
 
-    fn written(output: &Output, records: &Records) -> String {
-        let mut out = Vec::new();
-        output.write(records, &mut out).unwrap();
-        String::from_utf8(out).unwrap()
-    }
-
     #[test]
     fn formats() {
-        let csv = written(&output(Format::Csv), &sample("a,b"));
+        let csv = sample(&output(Format::Csv), "a,b");
         assert_eq!(csv, "name,n\n\"a,b\",1\nc,-2\n");
-        let json: Value =
-            serde_json::from_str(&written(&output(Format::Json), &sample("a"))).unwrap();
+        let json: Value = serde_json::from_str(&sample(&output(Format::Json), "a")).unwrap();
         assert_eq!(json[1]["n"], -2);
-        assert!(written(&output(Format::Table), &sample("a,b")).contains("a,b"));
+        assert!(sample(&output(Format::Table), "a,b").contains("a,b"));
     }
 
     #[test]
     fn csv_on_a_terminal_shows_controls_escaped() {
         let mut on_terminal = output(Format::Csv);
         on_terminal.terminal = true;
-        let csv = written(&on_terminal, &sample("=x\u{1b}[2J"));
+        let csv = sample(&on_terminal, "=x\u{1b}[2J");
         assert!(csv.contains("'=x\\u{1b}[2J"), "{csv}");
         let mut raw = output(Format::Csv);
         raw.neutralise_formulas = false;
-        assert!(written(&raw, &sample("=x\u{1b}")).contains("=x\u{1b}"));
+        assert!(sample(&raw, "=x\u{1b}").contains("=x\u{1b}"));
     }
 
     #[test]
@@ -372,7 +377,7 @@ mod tests {
         let mut narrow = output(Format::Table);
         narrow.width = Some(30);
         let long: &'static str = "a very long name that does not fit in thirty columns";
-        let table = written(&narrow, &sample(long));
+        let table = sample(&narrow, long);
         for line in table.lines() {
             assert!(line.chars().count() <= 30, "{line:?} in\n{table}");
         }

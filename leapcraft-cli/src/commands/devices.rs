@@ -85,13 +85,13 @@ pub async fn list(client: &Client, args: DevicesArgs, out: &Output) -> Result<()
             .collect()
             .await?
     };
-    out.print(&Records::list(&devices, COLUMNS, cells)?)?;
+    out.print(&Records::list(&devices, COLUMNS, cells))?;
     Ok(())
 }
 
 /// `device`: one device.
 pub async fn show(client: &Client, args: DeviceArgs, out: &Output) -> Result<(), Failure> {
     let device = client.device(args.physical_id).await?;
-    out.print(&Records::one(&device, COLUMNS, cells)?)?;
+    out.print(&Records::one(&device, COLUMNS, cells))?;
     Ok(())
 }

@@ -75,6 +75,6 @@ pub async fn run(client: &Client, args: LatestArgs, out: &Output) -> Result<(), 
         order.iter().enumerate().map(|(i, id)| (id, i)).collect();
     readings.sort_by_key(|(id, _)| position.get(id).copied().unwrap_or(usize::MAX));
     let readings: Vec<_> = readings.into_iter().map(|(_, r)| r).collect();
-    out.print(&reading_records(&readings)?)?;
+    out.print(&reading_records(&readings))?;
     device_failures(failures, order.len())
 }

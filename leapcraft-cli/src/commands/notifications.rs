@@ -73,7 +73,7 @@ pub async fn run(client: &Client, args: NotificationsArgs, out: &Output) -> Resu
             .collect()
             .await?
     };
-    out.print(&Records::list(&found, COLUMNS, cells)?)?;
+    out.print(&Records::list(&found, COLUMNS, cells))?;
     Ok(())
 }
 
@@ -85,7 +85,7 @@ async fn follow(client: &Client, args: NotificationsArgs, out: &Output) -> Resul
     let mut stream = client.follow_notifications(device, every);
     let mut streamer = out.streamer(io::stdout());
     if out.format == Format::Csv {
-        streamer.push(&Records::list::<Notification>(&[], COLUMNS, cells)?)?;
+        streamer.push(&Records::list::<Notification>(&[], COLUMNS, cells))?;
     }
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
@@ -95,7 +95,7 @@ async fn follow(client: &Client, args: NotificationsArgs, out: &Output) -> Resul
             next = stream.next() => match next {
                 None => break,
                 Some(Ok(n)) => {
-                    streamer.push(&Records::list(std::slice::from_ref(&n), COLUMNS, cells)?)?;
+                    streamer.push(&Records::list(std::slice::from_ref(&n), COLUMNS, cells))?;
                 }
                 Some(Err(e)) if is_auth(&e) => return Err(e.into()),
                 // The first failure of a streak (the stream reports no more until a poll

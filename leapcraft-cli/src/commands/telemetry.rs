@@ -78,13 +78,13 @@ const READING_COLUMNS: [&str; 7] = [
 ];
 
 /// Readings as records: the documented columns, then every other key any reading has.
-pub fn reading_records(readings: &[Reading]) -> Result<Records, Failure> {
+pub fn reading_records(readings: &[Reading]) -> Records<'_> {
     let others: BTreeSet<&String> = readings.iter().flat_map(|r| r.other.keys()).collect();
     let columns: Vec<&str> = READING_COLUMNS
         .into_iter()
         .chain(others.iter().map(|k| k.as_str()))
         .collect();
-    Ok(Records::list(readings, &columns, |r| {
+    Records::list(readings, &columns, move |r| {
         let mut cells = vec![
             opt(r.physical_id.as_ref()),
             opt(r.timestamp),
@@ -101,7 +101,7 @@ pub fn reading_records(readings: &[Reading]) -> Result<Records, Failure> {
             Some(other) => other.to_string(),
         }));
         cells
-    })?)
+    })
 }
 
 /// `telemetry`.
@@ -128,7 +128,7 @@ pub async fn run(client: &Client, args: TelemetryArgs, out: &Output) -> Result<(
     };
     let Some(path) = &args.chart else {
         let readings = client.telemetry(&args.physical_id, &query).await?;
-        out.print(&reading_records(&readings)?)?;
+        out.print(&reading_records(&readings))?;
         return Ok(());
     };
     // With a chart, Ctrl-C cancels cleanly: no request left behind, no file touched.
@@ -152,6 +152,6 @@ pub async fn run(client: &Client, args: TelemetryArgs, out: &Output) -> Result<(
             chart.left_out.len(),
         ));
     }
-    out.print(&reading_records(&readings)?)?;
+    out.print(&reading_records(&readings))?;
     Ok(())
 }

@@ -42,6 +42,6 @@ fn cells(t: &types::Thing) -> Vec<String> {
 pub async fn list(client: &Client, args: ThingsArgs, out: &Output) -> Result<(), Failure> {
     let size = if args.all { -1 } else { i64::from(args.limit) };
     let things = client.things().page_size(size).collect().await?;
-    out.print(&Records::list(&things, COLUMNS, cells)?)?;
+    out.print(&Records::list(&things, COLUMNS, cells))?;
     Ok(())
 }

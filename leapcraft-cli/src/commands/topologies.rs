@@ -43,13 +43,13 @@ fn details_cells(t: &TopologyDetails) -> Vec<String> {
 /// `topologies`.
 pub async fn list(client: &Client, out: &Output) -> Result<(), Failure> {
     let topologies = client.topologies().await?;
-    out.print(&Records::list(&topologies, COLUMNS, cells)?)?;
+    out.print(&Records::list(&topologies, COLUMNS, cells))?;
     Ok(())
 }
 
 /// `topology`.
 pub async fn show(client: &Client, args: TopologyArgs, out: &Output) -> Result<(), Failure> {
     let topology = client.topology(args.gateway_id).await?;
-    out.print(&Records::one(&topology, DETAILS_COLUMNS, details_cells)?)?;
+    out.print(&Records::one(&topology, DETAILS_COLUMNS, details_cells))?;
     Ok(())
 }
