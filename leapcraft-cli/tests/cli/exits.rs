@@ -22,17 +22,7 @@ async fn a_rejected_key_is_one_message_and_exit_3_over_many_devices() {
     let ids: Vec<String> = (0..50).map(|i| fake.dataset().physical_id(i)).collect();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("x.csv");
-    let export = [
-        "export",
-        "--averages",
-        "daily",
-        "--from",
-        "2026-03-01",
-        "--to",
-        "2026-03-08",
-        "--out",
-        out.to_str().unwrap(),
-    ];
+    let export = export_args(&out);
     let runs: [Vec<&str>; 3] = [
         [
             &["latest"][..],
@@ -40,7 +30,7 @@ async fn a_rejected_key_is_one_message_and_exit_3_over_many_devices() {
         ]
         .concat(),
         vec!["latest", "--all"],
-        export.to_vec(),
+        export.iter().map(String::as_str).collect(),
     ];
     for args in runs {
         let run = leapcraft_at(fake.base_url(), "sk-live-wrong-key")
@@ -74,17 +64,7 @@ async fn a_device_list_that_cannot_be_read_exits_by_its_kind_before_any_reading(
         for args in [
             vec!["latest", "--all"],
             vec!["devices", "--all"],
-            vec![
-                "export",
-                "--averages",
-                "daily",
-                "--from",
-                "2026-03-01",
-                "--to",
-                "2026-03-08",
-                "--out",
-                out.to_str().unwrap(),
-            ],
+            export_args(&out).iter().map(String::as_str).collect(),
         ] {
             let run = server
                 .leapcraft()

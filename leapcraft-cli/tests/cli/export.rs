@@ -11,24 +11,6 @@ use leapcraft_fake::FakeServer;
 use predicates::prelude::*;
 use serde_json::{Value, json};
 
-const RANGE: [&str; 6] = [
-    "--averages",
-    "daily",
-    "--from",
-    "2026-03-01",
-    "--to",
-    "2026-03-08",
-];
-
-fn export_args(out: &Path) -> Vec<String> {
-    ["export"]
-        .into_iter()
-        .chain(RANGE)
-        .chain(["--out", out.to_str().unwrap()])
-        .map(str::to_owned)
-        .collect()
-}
-
 /// The devices of an export file in order, each with its rows (CSV) or lines (JSONL),
 /// checked to be together: a device never appears in two places.
 fn blocks(path: &Path) -> Vec<(String, usize)> {

@@ -180,17 +180,6 @@ async fn telemetry_server(metrics: fn(u32) -> Value) -> Scripted {
     .await
 }
 
-const WEEK: [&str; 8] = [
-    "telemetry",
-    "D1",
-    "--averages",
-    "daily",
-    "--from",
-    "2026-03-01",
-    "--to",
-    "2026-03-08",
-];
-
 /// The files in `dir` but `keep`.
 fn others_in(dir: &Path, keep: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
@@ -222,7 +211,8 @@ async fn charts_of_extreme_values_and_many_metrics_stay_readable() {
         .leapcraft()
         .timeout(Duration::from_secs(60))
         .args(["--format", "json"])
-        .args(WEEK)
+        .args(["telemetry", "D1"])
+        .args(RANGE)
         .args(["--chart", chart.to_str().unwrap()])
         .assert()
         .success()
@@ -254,7 +244,8 @@ async fn a_chart_that_cannot_be_made_leaves_the_existing_file() {
     std::fs::write(&chart, "the previous chart").unwrap();
     server
         .leapcraft()
-        .args(WEEK)
+        .args(["telemetry", "D1"])
+        .args(RANGE)
         .args(["--chart", chart.to_str().unwrap()])
         .assert()
         .code(1);
@@ -280,9 +271,9 @@ async fn ctrl_c_while_charting_leaves_the_existing_file() {
     let dir = tempfile::tempdir().unwrap();
     let chart = dir.path().join("week.svg");
     std::fs::write(&chart, "the previous chart").unwrap();
-    let args: Vec<&str> = WEEK
-        .iter()
-        .copied()
+    let args: Vec<&str> = ["telemetry", "D1"]
+        .into_iter()
+        .chain(RANGE)
         .chain(["--chart", chart.to_str().unwrap()])
         .collect();
     let child = spawn_at(server.base_url(), KEY, &args);

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -137,6 +138,26 @@ pub fn ids(items: &[Value], key: &str) -> Vec<String> {
     items
         .iter()
         .map(|i| i[key].as_str().expect("an id").to_owned())
+        .collect()
+}
+
+/// A week of daily averages, as `telemetry` and `export` take it.
+pub const RANGE: [&str; 6] = [
+    "--averages",
+    "daily",
+    "--from",
+    "2026-03-01",
+    "--to",
+    "2026-03-08",
+];
+
+/// `export` of [`RANGE`] into `out`.
+pub fn export_args(out: &Path) -> Vec<String> {
+    ["export"]
+        .into_iter()
+        .chain(RANGE)
+        .chain(["--out", out.to_str().unwrap()])
+        .map(str::to_owned)
         .collect()
 }
 
