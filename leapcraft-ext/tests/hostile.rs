@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use leapcraft_ext::{AuthErrorKind, Client, Error, RetryPolicy};
-use leapcraft_test_kit::{DEVICE, RecordingSleep, Reply, Script, client};
+use leapcraft_test_kit::{DEVICE, RecordingSleep, Reply, Script, client, fake_client};
 
 const TOKEN: &str = "/auth/client/token";
 const DEV: &str = "/devices/dev-1";
@@ -236,9 +236,7 @@ async fn tokens_that_last_seven_requests_serve_sixteen_concurrent_calls() {
         .start()
         .await
         .unwrap();
-    let client = Client::builder()
-        .api_key(fake.api_key())
-        .base_url(fake.base_url())
+    let client = fake_client(&fake)
         .sleep(RecordingSleep::default())
         .build()
         .unwrap();

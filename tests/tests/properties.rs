@@ -13,8 +13,9 @@ use std::fmt::Debug;
 use chrono::{DateTime, FixedOffset, Timelike, Utc};
 use leapcraft_api::Timestamp;
 use leapcraft_api::types as api;
-use leapcraft_ext::{Client, Resolution, RetryPolicy, TelemetryQuery};
+use leapcraft_ext::{Resolution, RetryPolicy, TelemetryQuery};
 use leapcraft_fake::{FakeServer, Operation};
+use leapcraft_test_kit::fake_client;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde::Serialize;
@@ -664,9 +665,7 @@ fn any_id_and_query_reach_the_fake_as_sent() {
     let fake = rt
         .block_on(FakeServer::builder().record_requests(16).start())
         .unwrap();
-    let client = Client::builder()
-        .api_key(fake.api_key())
-        .base_url(fake.base_url())
+    let client = fake_client(&fake)
         .retry_policy(RetryPolicy::none())
         .build()
         .unwrap();
@@ -742,9 +741,7 @@ fn a_backslash_in_an_id_stays_in_its_segment() {
             .start()
             .await
             .unwrap();
-        let client = Client::builder()
-            .api_key(fake.api_key())
-            .base_url(fake.base_url())
+        let client = fake_client(&fake)
             .retry_policy(RetryPolicy::none())
             .build()
             .unwrap();

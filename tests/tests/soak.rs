@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use leapcraft_ext::{Client, DEFAULT_CONCURRENCY, RetryPolicy};
 use leapcraft_fake::{CountersSnapshot, FakeServer, FaultKind};
-use leapcraft_test_kit::RecordingSleep;
+use leapcraft_test_kit::{RecordingSleep, fake_client};
 
 const FAULT_RATE: f64 = 0.2;
 const TOKEN_USES: u64 = 25;
@@ -32,9 +32,7 @@ async fn flaky_fake(devices: usize) -> FakeServer {
 }
 
 fn soak_client(fake: &FakeServer) -> Client {
-    Client::builder()
-        .api_key(fake.api_key())
-        .base_url(fake.base_url())
+    fake_client(fake)
         .retry_policy(
             RetryPolicy::default()
                 .with_max_attempts(MAX_ATTEMPTS)
