@@ -269,6 +269,16 @@ fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// A fake of `n` devices that answers each request after `latency`, kept precise.
+async fn fake_with_latency(n: usize, latency: Duration) -> Result<FakeServer> {
+    Ok(FakeServer::builder()
+        .devices(n)
+        .latency(latency)
+        .precise_latency(true)
+        .start()
+        .await?)
+}
+
 fn client_for(fake: &FakeServer) -> Result<Client> {
     Ok(Client::builder()
         .api_key(fake.api_key())
@@ -295,12 +305,7 @@ fn mib(kib: u64) -> String {
 async fn bulk(s: &Sizes) -> Result<Vec<Row>> {
     let n = s.bulk_devices;
     let latency = s.bulk_latency;
-    let fake = FakeServer::builder()
-        .devices(n)
-        .latency(latency)
-        .precise_latency(true)
-        .start()
-        .await?;
+    let fake = fake_with_latency(n, latency).await?;
     let client = client_for(&fake)?;
     let ids: Vec<String> = (0..n).map(|i| fake.dataset().physical_id(i)).collect();
     // Token exchange and a first connection, outside both measurements.
@@ -364,12 +369,7 @@ async fn streaming(s: &Sizes, exe: &std::path::Path) -> Result<Vec<Row>> {
     let n = s.stream_devices;
     let page = s.stream_page;
     let latency = s.stream_latency;
-    let fake = FakeServer::builder()
-        .devices(n)
-        .latency(latency)
-        .precise_latency(true)
-        .start()
-        .await?;
+    let fake = fake_with_latency(n, latency).await?;
     let client = client_for(&fake)?;
     client.devices().max_items(1).collect().await?;
 
@@ -1017,12 +1017,7 @@ async fn cli_latest_all(s: &Sizes, exe: &std::path::Path) -> Result<Vec<Row>> {
     };
     let n = s.cli_devices;
     let latency = s.cli_latency;
-    let fake = FakeServer::builder()
-        .devices(n)
-        .latency(latency)
-        .precise_latency(true)
-        .start()
-        .await?;
+    let fake = fake_with_latency(n, latency).await?;
     // Token exchange, the first page of the list, then every reading at the concurrency.
     let bound = latency * 2 + latency * n as u32 / CLI_CONCURRENCY;
     let mut ratios = Vec::new();
