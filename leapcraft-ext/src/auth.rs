@@ -1,34 +1,60 @@
-//! The token cache: one bearer token per client (shared by its clones), obtained from an
-//! [`Exchange`] of the API key, lazily, and again when the token stops working.
+//! Authentication: the token cache, and [`TokenCache::authenticated`], the one step that sends
+//! a request with a bearer token and owns what a `401` means.
+//!
+//! One bearer token per client (shared by its clones), obtained from an [`Exchange`] of the
+//! API key, lazily, and again when the token stops working. One exchange runs at a time; the
+//! callers that need a token meanwhile wait for it and share its outcome, a failure as much
+//! as a token: N concurrent callers and a rejected key make one exchange and get N errors.
+//! The exchange is a shared future that every waiter polls, so it goes on as long as anyone
+//! waits, whichever of them is polled: a caller left unpolled cannot stall the others. An
+//! optional maximum age triggers a refresh earlier; if that refresh fails, the old token is
+//! kept for a while.
 //!
 //! The API gives tokens no lifetime, so a token is used until a request with it is answered
-//! `401`; that caller invalidates it (only if it is still the current one) and the next caller
-//! to need a token runs the exchange while every other caller waits for its result. Callers
-//! that waited share the outcome, a failure as much as a token: N concurrent callers and a
-//! rejected key make one exchange and get N errors. An optional maximum age triggers a refresh
-//! earlier; if that refresh fails, the old token is kept for a while.
+//! `401`. [`TokenCache::authenticated`] then drops the token (only if it is still the current
+//! one), gets a fresh one and resends: a refresh, which is not a retry and spends nothing of
+//! the call's attempts. It gives up, handing back the `401`, only when refreshing makes no
+//! progress: a fresh token refused before anything else used it, twice with no token proven
+//! in between (the API refuses the tokens it gives), [`MAX_IDLE_REFRESHES`] refreshes in a
+//! row with no request of the client accepted meanwhile, or [`MAX_REFRESHES`] in all. The
+//! call's deadline bounds it too (the pipeline's).
 //!
-//! The cache knows nothing of HTTP: it is handed the exchange, and only counts how each token
-//! is used ([`Token::first_send`], [`Token::prove`]) so that a `401` can be told apart: a token
-//! that other requests used, or that worked, has expired; a fresh one refused at once means
-//! the API refuses the tokens it gives.
+//! The cache knows nothing of HTTP: it is handed the exchange, and a function that sends.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::future::BoxFuture;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::time::Instant;
 
 use crate::error::Error;
-use crate::retry::TokenUse;
+
+/// Refreshes of one call in a row during which no request of the client was accepted: past
+/// this, the `401` is the call's outcome.
+pub(crate) const MAX_IDLE_REFRESHES: u32 = 4;
+/// Refreshes of one call in all, whatever else happens: a bound against a server that
+/// accepts and refuses tokens at random.
+pub(crate) const MAX_REFRESHES: u32 = 64;
 
 /// Exchanges the API key for a bearer token.
 pub(crate) trait Exchange: Send + Sync + 'static {
     /// A new token, or why none could be had.
-    fn exchange(&self) -> BoxFuture<'_, Result<SecretString, Error>>;
+    fn exchange(&self) -> BoxFuture<'static, Result<SecretString, Error>>;
+}
+
+/// How the API took the token of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// It answered with something other than `401`: the token works.
+    Accepted,
+    /// It answered `401`.
+    Refused,
+    /// No answer (a timeout, a broken connection): nothing learned.
+    Unknown,
 }
 
 /// A bearer token, with what the cache knows about it.
@@ -55,25 +81,13 @@ impl std::fmt::Debug for Token {
 }
 
 impl Token {
-    /// Notes a request sent with this token; whether it was the first.
-    pub fn first_send(&self) -> bool {
-        self.sends.fetch_add(1, Ordering::Relaxed) == 0
-    }
-
-    /// Notes that a request with this token was answered with something else than `401`.
-    pub fn prove(&self) {
-        self.proven.store(true, Ordering::Relaxed);
-    }
-
-    /// How the token had been used, for a request with it that was answered `401`;
-    /// `first_send` is what [`first_send`](Self::first_send) said for that request.
-    pub fn use_when_refused(&self, first_send: bool) -> TokenUse {
-        let alone = first_send && self.sends.load(Ordering::Relaxed) == 1;
-        if alone && !self.proven.load(Ordering::Relaxed) {
-            TokenUse::Fresh
-        } else {
-            TokenUse::Shared
-        }
+    /// Whether only one request used the token and no answer proved it ever worked, for a
+    /// request with it that was answered `401`; `first_send` is whether that request was
+    /// the token's first.
+    fn refused_alone(&self, first_send: bool) -> bool {
+        first_send
+            && self.sends.load(Ordering::Relaxed) == 1
+            && !self.proven.load(Ordering::Relaxed)
     }
 
     fn is_fresh(&self) -> bool {
@@ -81,25 +95,37 @@ impl Token {
     }
 }
 
+/// An exchange under way, shared by everyone who waits for it.
+type Pending = Shared<BoxFuture<'static, Result<Arc<Token>, Error>>>;
+
 /// What the cache holds between calls.
 #[derive(Default)]
 struct State {
     current: Option<Arc<Token>>,
-    /// Exchanges completed so far: a caller that waited for the lock compares it with the
-    /// value it saw before, to use the outcome of an exchange it waited for.
-    exchanges: u64,
-    /// The last exchange's failure, for the callers that waited for it.
-    failure: Option<Error>,
+    /// The exchange under way, if any.
+    pending: Option<Pending>,
+}
+
+/// What the cache and the exchanges it starts share.
+#[derive(Default)]
+struct Shelf {
+    state: Mutex<State>,
+    next_id: AtomicU64,
+    /// Requests accepted with any token so far.
+    accepted: AtomicU64,
+}
+
+impl Shelf {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// See the module docs.
 pub(crate) struct TokenCache {
-    exchange: Box<dyn Exchange>,
+    exchange: Arc<dyn Exchange>,
     max_age: Option<Duration>,
-    state: Mutex<State>,
-    /// Held while exchanging: one exchange at a time, for all clones.
-    exchanging: tokio::sync::Mutex<()>,
-    next_id: AtomicU64,
+    shelf: Arc<Shelf>,
 }
 
 impl std::fmt::Debug for TokenCache {
@@ -113,72 +139,129 @@ impl std::fmt::Debug for TokenCache {
 impl TokenCache {
     pub fn new(exchange: impl Exchange, max_age: Option<Duration>) -> Self {
         Self {
-            exchange: Box::new(exchange),
+            exchange: Arc::new(exchange),
             max_age,
-            state: Mutex::default(),
-            exchanging: tokio::sync::Mutex::new(()),
-            next_id: AtomicU64::new(1),
+            shelf: Arc::new(Shelf {
+                next_id: AtomicU64::new(1),
+                ..Shelf::default()
+            }),
         }
-    }
-
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Successful exchanges so far.
     pub fn exchanges(&self) -> u64 {
-        self.next_id.load(Ordering::Relaxed) - 1
+        self.shelf.next_id.load(Ordering::Relaxed) - 1
     }
 
-    /// A token to send: the cached one, or the outcome of an exchange (this caller's, or the
-    /// one it waited for).
+    /// Sends with a token, through `send`, and refreshes the token and sends again while the
+    /// API refuses tokens that had worked (see the module docs). The outcome of the last
+    /// send, with the token it carried; an error only when no token could be had.
+    pub async fn authenticated<R, Sent>(
+        &self,
+        mut send: impl FnMut(Arc<Token>) -> Sent,
+    ) -> Result<(R, Arc<Token>), Error>
+    where
+        Sent: Future<Output = (R, Verdict)>,
+    {
+        let mut refreshes = 0;
+        let mut idle_refreshes = 0;
+        let mut accepted_at_refusal = None;
+        let mut accepted_at_fresh_refusal = None;
+        loop {
+            let token = self.token().await?;
+            let first_send = token.sends.fetch_add(1, Ordering::Relaxed) == 0;
+            let (outcome, verdict) = send(token.clone()).await;
+            match verdict {
+                Verdict::Accepted => {
+                    token.proven.store(true, Ordering::Relaxed);
+                    self.shelf.accepted.fetch_add(1, Ordering::Relaxed);
+                    return Ok((outcome, token));
+                }
+                Verdict::Unknown => return Ok((outcome, token)),
+                Verdict::Refused => {}
+            }
+            self.invalidate(&token);
+            let accepted = self.shelf.accepted.load(Ordering::Relaxed);
+            if token.refused_alone(first_send) {
+                if accepted_at_fresh_refusal == Some(accepted) {
+                    tracing::debug!(
+                        token_id = token.id,
+                        "401 to a fresh token again, none accepted in between: the API refuses its tokens"
+                    );
+                    return Ok((outcome, token));
+                }
+                accepted_at_fresh_refusal = Some(accepted);
+            }
+            if accepted_at_refusal == Some(accepted) {
+                idle_refreshes += 1;
+            } else {
+                idle_refreshes = 0;
+            }
+            accepted_at_refusal = Some(accepted);
+            refreshes += 1;
+            if idle_refreshes >= MAX_IDLE_REFRESHES || refreshes >= MAX_REFRESHES {
+                tracing::debug!(
+                    token_id = token.id,
+                    refreshes,
+                    "401 after {refreshes} token refreshes: giving up"
+                );
+                return Ok((outcome, token));
+            }
+            tracing::debug!(
+                token_id = token.id,
+                "401: the token expired; refreshing the token and resending"
+            );
+        }
+    }
+
+    /// A token to send: the cached one, or the outcome of an exchange (one this caller
+    /// starts, or the one under way).
     pub async fn token(&self) -> Result<Arc<Token>, Error> {
-        let seen = {
-            let state = self.state();
+        let pending = {
+            let mut state = self.shelf.state();
             if let Some(token) = state.current.as_ref().filter(|t| t.is_fresh()) {
                 return Ok(token.clone());
             }
-            state.exchanges
-        };
-        let _exchanging = self.exchanging.lock().await;
-        let stale = {
-            let state = self.state();
-            if state.exchanges != seen {
-                // An exchange ended while this caller waited: its outcome is this caller's.
-                match (&state.current, &state.failure) {
-                    (Some(token), _) if token.is_fresh() => return Ok(token.clone()),
-                    (_, Some(failure)) => return Err(failure.clone()),
-                    _ => {}
+            match &state.pending {
+                Some(pending) => pending.clone(),
+                None => {
+                    let pending = self.start_exchange(state.current.clone());
+                    state.pending = Some(pending.clone());
+                    pending
                 }
             }
-            state.current.clone()
         };
-        let outcome = self
-            .exchange
-            .exchange()
-            .await
-            .and_then(|secret| self.new_token(secret));
-        let mut state = self.state();
-        state.exchanges += 1;
-        match outcome {
-            Ok(token) => {
-                state.failure = None;
-                tracing::info!(token_id = token.id, "token exchanged");
-                state.current = Some(token.clone());
-                Ok(token)
-            }
-            Err(err) => {
-                state.failure = Some(err.clone());
-                match stale {
-                    // A failed refresh never throws away a token that may still work (it was
-                    // due by age, not refused): keep it, and try again in a while.
+        pending.await
+    }
+
+    /// An exchange that, when it ends, leaves its outcome in the cache: the new token, or
+    /// (for a refresh due by age) the old one kept a while longer.
+    fn start_exchange(&self, stale: Option<Arc<Token>>) -> Pending {
+        let exchange = self.exchange.exchange();
+        let shelf = self.shelf.clone();
+        let max_age = self.max_age;
+        async move {
+            let outcome = exchange
+                .await
+                .and_then(|secret| new_token(&shelf, secret, max_age));
+            let mut state = shelf.state();
+            state.pending = None;
+            match outcome {
+                Ok(token) => {
+                    tracing::info!(token_id = token.id, "token exchanged");
+                    state.current = Some(token.clone());
+                    Ok(token)
+                }
+                // A failed refresh never throws away a token that may still work (it was
+                // due by age, not refused): keep it, and try again in a while.
+                Err(err) => match stale {
                     Some(old) if old.refresh_at.is_some() => {
                         tracing::warn!(error = %err, "token refresh failed; keeping the current token");
                         let kept = Arc::new(Token {
                             id: old.id,
                             secret: old.secret.clone(),
                             header: old.header.clone(),
-                            refresh_at: self.max_age.and_then(|age| {
+                            refresh_at: max_age.and_then(|age| {
                                 Instant::now().checked_add((age / 10).max(Duration::from_secs(1)))
                             }),
                             sends: AtomicU64::new(old.sends.load(Ordering::Relaxed)),
@@ -188,45 +271,52 @@ impl TokenCache {
                         Ok(kept)
                     }
                     _ => Err(err),
-                }
+                },
             }
         }
-    }
-
-    fn new_token(&self, secret: SecretString) -> Result<Arc<Token>, Error> {
-        let header = HeaderValue::try_from(format!("Bearer {}", secret.expose_secret()))
-            .ok()
-            .filter(|_| !secret.expose_secret().is_empty());
-        let Some(mut header) = header else {
-            return Err(Error::Decode(Box::new(crate::error::DecodeError {
-                operation: "get_access_token",
-                path: "token".to_owned(),
-                reason: "an empty token, or one that cannot be sent in a header".to_owned(),
-                body: String::new(),
-            })));
-        };
-        header.set_sensitive(true);
-        Ok(Arc::new(Token {
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
-            secret,
-            header,
-            refresh_at: self.max_age.and_then(|age| Instant::now().checked_add(age)),
-            sends: AtomicU64::new(0),
-            proven: AtomicBool::new(false),
-        }))
+        .boxed()
+        .shared()
     }
 
     /// The current token, due for a refresh or not.
     pub fn current(&self) -> Option<Arc<Token>> {
-        self.state().current.clone()
+        self.shelf.state().current.clone()
     }
 
     /// Forgets `refused` if it is still the current token (a newer one is kept).
-    pub fn invalidate(&self, refused: &Token) {
-        let mut state = self.state();
+    fn invalidate(&self, refused: &Token) {
+        let mut state = self.shelf.state();
         if state.current.as_ref().is_some_and(|t| t.id == refused.id) {
             tracing::debug!(token_id = refused.id, "token invalidated after 401");
             state.current = None;
         }
     }
+}
+
+/// A token made of `secret`, ready to send, with the next id.
+fn new_token(
+    shelf: &Shelf,
+    secret: SecretString,
+    max_age: Option<Duration>,
+) -> Result<Arc<Token>, Error> {
+    let header = HeaderValue::try_from(format!("Bearer {}", secret.expose_secret()))
+        .ok()
+        .filter(|_| !secret.expose_secret().is_empty());
+    let Some(mut header) = header else {
+        return Err(Error::Decode(Box::new(crate::error::DecodeError {
+            operation: "get_access_token",
+            path: "token".to_owned(),
+            reason: "an empty token, or one that cannot be sent in a header".to_owned(),
+            body: String::new(),
+        })));
+    };
+    header.set_sensitive(true);
+    Ok(Arc::new(Token {
+        id: shelf.next_id.fetch_add(1, Ordering::Relaxed),
+        secret,
+        header,
+        refresh_at: max_age.and_then(|age| Instant::now().checked_add(age)),
+        sends: AtomicU64::new(0),
+        proven: AtomicBool::new(false),
+    }))
 }

@@ -6,10 +6,8 @@
 use futures::future::Either;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
-use tokio_util::task::AbortOnDropHandle;
-use tracing::Instrument;
 
-use crate::error::TransportError;
+use crate::task::spawned;
 use crate::{Client, Error, PhysicalId, Reading};
 
 /// How many requests the bulk helpers keep in flight unless told otherwise.
@@ -129,7 +127,7 @@ impl Client {
         let client = self.clone();
         ids.map(move |id| match id {
             Ok(id) => {
-                let call = spawned(fetch(client.clone(), id.clone()));
+                let call = spawned("fetch_each", fetch(client.clone(), id.clone()));
                 Either::Left(async move { Ok((id, call.await)) })
             }
             Err(e) => Either::Right(futures::future::ready(Err(e))),
@@ -141,30 +139,6 @@ impl Client {
             futures::future::ready(next)
         })
         .boxed()
-    }
-}
-
-/// `call` as a task of its own, in the span of whoever polls the stream (as if it ran there),
-/// aborted if the returned future is dropped first. A panic in `call` resumes here.
-fn spawned<T: Send + 'static>(
-    call: impl Future<Output = Result<T, Error>> + Send + 'static,
-) -> impl Future<Output = Result<T, Error>> {
-    let task = AbortOnDropHandle::new(tokio::spawn(call.in_current_span()));
-    async move {
-        match task.await {
-            Ok(result) => result,
-            Err(e) => match e.try_into_panic() {
-                Ok(panic) => std::panic::resume_unwind(panic),
-                // Only the runtime shutting down cancels the task.
-                Err(_) => Err(Error::Transport(Box::new(TransportError {
-                    operation: "fetch_each",
-                    message: "the call's task was cancelled: the runtime is shutting down"
-                        .to_owned(),
-                    attempts: 0,
-                    source: None,
-                }))),
-            },
-        }
     }
 }
 

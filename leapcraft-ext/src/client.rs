@@ -91,7 +91,7 @@ impl Client {
         ClientStats {
             token_exchanges: match &self.route.credential {
                 Credential::Bearer(tokens) => tokens.exchanges(),
-                Credential::KeyExchange => 0,
+                Credential::Unauthenticated => 0,
             },
             request_rate: pipeline.limiter.rate(),
             rate_limited: pipeline.limiter.delayed(),
@@ -405,7 +405,7 @@ impl ClientBuilder {
         let exchange = KeyExchange {
             route: Arc::new(Route {
                 pipeline: pipeline.clone(),
-                credential: Credential::KeyExchange,
+                credential: Credential::Unauthenticated,
                 base_url: base_url.clone(),
             }),
             api_key,

@@ -14,20 +14,20 @@ const OPERATION: &str = "get_access_token";
 
 /// See the module docs.
 pub(crate) struct KeyExchange {
-    /// A route with [`Credential::KeyExchange`](crate::transport::Credential::KeyExchange).
+    /// A route with [`Credential::Unauthenticated`](crate::transport::Credential::Unauthenticated).
     pub route: Arc<Route>,
     pub api_key: Arc<SecretString>,
 }
 
 impl Exchange for KeyExchange {
-    fn exchange(&self) -> BoxFuture<'_, Result<SecretString, Error>> {
+    fn exchange(&self) -> BoxFuture<'static, Result<SecretString, Error>> {
+        let (route, api_key) = (self.route.clone(), self.api_key.clone());
         Box::pin(async move {
             tracing::debug!("exchanging the API key for a token");
             let body = leapcraft_api::types::TokenRequest {
-                api_key: self.api_key.expose_secret().to_owned(),
+                api_key: api_key.expose_secret().to_owned(),
             };
-            let result = self
-                .route
+            let result = route
                 .call(OPERATION, async |api| {
                     api.get_access_token().body(body).send().await
                 })

@@ -45,6 +45,7 @@ mod retry;
 mod retry_budget;
 mod sleep;
 mod stats;
+mod task;
 mod transport;
 
 mod bulk;

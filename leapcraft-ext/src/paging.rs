@@ -14,6 +14,7 @@ use futures::stream::{BoxStream, FuturesOrdered};
 use futures::{StreamExt, TryStreamExt};
 
 use crate::Error;
+use crate::task::spawned;
 
 /// What one page request asks for.
 #[derive(Clone, Copy, Debug)]
@@ -353,7 +354,9 @@ impl<T: Send + 'static> PageState<T> {
                 offset: self.skip + self.next_index * self.limit.max(0) as u64,
                 limit: self.limit,
             };
-            self.in_flight.push_back((self.fetch)(request));
+            // A task of its own: a page fetched ahead goes on while the stream is not polled.
+            self.in_flight
+                .push_back(Box::pin(spawned(self.operation, (self.fetch)(request))));
             self.next_index += 1;
         }
     }

@@ -1,16 +1,18 @@
-//! The one loop every request goes through: pacing, attempts, waits, token refreshes, the
-//! retry budget and timeouts, for the methods of [`Client`](crate::Client) and for calls
-//! through [`Client::api`](crate::Client::api) alike.
+//! The one loop every request goes through: pacing, attempts, waits, the retry budget and
+//! timeouts, for the methods of [`Client`](crate::Client) and for calls through
+//! [`Client::api`](crate::Client::api) alike.
 //!
-//! [`Pipeline::invoke`] runs a call; `try_op` makes attempts until [`decide`] says stop, each
-//! one after its turn from the rate limiter (see [`RateLimiter::acquire`]), and tells the
-//! limiter of every `429`; `try_attempt` sends one request and reads its body, within the
-//! attempt's timeout and the body limits (see [`Buffered::read`]). The call's overall
-//! deadline ends every wait it makes (for a token, for its turn, for an attempt), and
-//! [`decide`] starts no backoff that would end after it. Everything an attempt held
-//! (connection, body, token) is dropped before a backoff wait starts. The loop spends from
-//! the retry budget for each retry and gives back when a call succeeds; [`decide`] is told
-//! what is left.
+//! [`Pipeline::invoke`] runs a call; `try_op` makes attempts until [`decide`] says stop;
+//! `try_attempt` makes one attempt: authenticated through
+//! [`TokenCache::authenticated`](crate::auth::TokenCache::authenticated), which owns the
+//! token and its refreshes (a refresh is not a retry: it spends no attempt), and `send` sends
+//! one request in its turn from the rate limiter (see [`RateLimiter::acquire`]), tells the
+//! limiter of a `429`, and reads the body within the attempt's timeout and the body limits
+//! (see [`Buffered::read`]). The call's overall deadline ends every wait it makes (for a
+//! token, for its turn, for an attempt), and [`decide`] starts no backoff that would end
+//! after it. Everything an attempt held (connection, body, token) is dropped before a
+//! backoff wait starts. The loop spends from the retry budget for each retry and gives back
+//! when a call succeeds; [`decide`] is told what is left.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -21,13 +23,11 @@ use secrecy::SecretString;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::auth::{Token, TokenCache};
+use crate::auth::{Token, TokenCache, Verdict};
 use crate::error::{Error, Redact, error_chain};
 use crate::rate_limit::RateLimiter;
 use crate::response::{Buffered, ReadError, retry_after};
-use crate::retry::{
-    Action, Facts, FailureKind, Observed, RetryPolicy, SUCCESS_REWARD, TokenUse, decide,
-};
+use crate::retry::{Action, Facts, Observed, RetryPolicy, SUCCESS_REWARD, Unanswered, decide};
 use crate::retry_budget::RetryBudget;
 use crate::sleep::Sleep;
 use crate::stats::Counters;
@@ -72,12 +72,12 @@ pub(crate) struct Call<'a> {
 
 /// How a call failed: the error, and the final response when there was one.
 #[derive(Debug)]
-pub(crate) struct Failure {
+pub(crate) struct CallFailure {
     pub error: Error,
     pub response: Option<Box<Buffered>>,
 }
 
-impl From<Error> for Failure {
+impl From<Error> for CallFailure {
     fn from(error: Error) -> Self {
         Self {
             error,
@@ -88,7 +88,7 @@ impl From<Error> for Failure {
 
 /// An attempt that got no usable answer.
 struct AttemptFailure {
-    kind: FailureKind,
+    kind: Unanswered,
     /// reqwest's error, when reqwest failed (not for our own timeout or body limit).
     error: Option<reqwest::Error>,
 }
@@ -96,12 +96,12 @@ struct AttemptFailure {
 impl AttemptFailure {
     fn of(error: reqwest::Error) -> Self {
         Self {
-            kind: FailureKind::of(&error),
+            kind: Unanswered::of(&error),
             error: Some(error),
         }
     }
 
-    fn ours(kind: FailureKind) -> Self {
+    fn ours(kind: Unanswered) -> Self {
         Self { kind, error: None }
     }
 }
@@ -117,8 +117,8 @@ struct Progress {
 
 impl Pipeline {
     /// Makes `call`: see the module docs. A successful response comes back read; any other
-    /// outcome as a [`Failure`].
-    pub async fn invoke(&self, call: Call<'_>) -> Result<Buffered, Failure> {
+    /// outcome as a [`CallFailure`].
+    pub async fn invoke(&self, call: Call<'_>) -> Result<Buffered, CallFailure> {
         let operation = call.operation;
         let span = tracing::debug_span!(
             "leapcraft.call",
@@ -148,48 +148,17 @@ impl Pipeline {
         call: &Call<'_>,
         deadline: Option<Instant>,
         progress: &mut Progress,
-    ) -> Result<Buffered, Failure> {
+    ) -> Result<Buffered, CallFailure> {
+        if call.request.try_clone().is_none() {
+            return Err(Error::invalid(format!(
+                "{}: a request with a streaming body cannot be sent by this client",
+                call.operation
+            ))
+            .into());
+        }
         loop {
-            let out_of_time = || Failure::from(timeout(call.operation, progress.attempts));
-            let token = match call.tokens {
-                Some(tokens) => Some(
-                    within(deadline, tokens.token())
-                        .await
-                        .ok_or_else(out_of_time)??,
-                ),
-                None => None,
-            };
-            // The token first, then the turn, right before sending: turns taken while a token
-            // exchange ran would all be spent at once when it ended, a burst. (A token that
-            // expires during the wait is refreshed on the `401`, as any.)
-            let permit = within(deadline, self.limiter.acquire(&*self.sleep))
-                .await
-                .ok_or_else(out_of_time)?;
-            let Some(mut request) = call.request.try_clone() else {
-                return Err(Error::invalid(format!(
-                    "{}: a request with a streaming body cannot be sent by this client",
-                    call.operation
-                ))
-                .into());
-            };
-            let headers = request.headers_mut();
-            headers.insert(USER_AGENT, self.user_agent.clone());
-            let first_send = match &token {
-                Some(token) => {
-                    headers.insert(AUTHORIZATION, token.header.clone());
-                    token.first_send()
-                }
-                None => false,
-            };
             progress.attempts += 1;
-            let attempt_deadline = earliest(
-                self.timeouts
-                    .attempt
-                    .and_then(|t| Instant::now().checked_add(t)),
-                deadline,
-            );
-            let outcome = self.try_attempt(request, attempt_deadline).await;
-
+            let (outcome, token) = self.try_attempt(call, deadline, progress.attempts).await?;
             let observed = match &outcome {
                 Ok(response) => Observed::Status {
                     status: response.status,
@@ -202,33 +171,11 @@ impl Pipeline {
                 Observed::Failure(_) => None,
             };
             progress.status = status;
-            self.counters
-                .request(call.operation, status.map_or(0, |s| s.as_u16()));
-            if status == Some(StatusCode::TOO_MANY_REQUESTS) {
-                self.limiter.throttled(permit);
-            }
-            let token_use = match (&token, status) {
-                (None, _) => TokenUse::None,
-                (Some(refused), Some(StatusCode::UNAUTHORIZED)) => {
-                    // A refused token is dropped whatever the call does next, so that the
-                    // next call that needs one exchanges the key again.
-                    if let Some(tokens) = call.tokens {
-                        tokens.invalidate(refused);
-                    }
-                    refused.use_when_refused(first_send)
-                }
-                (Some(token), Some(_)) => {
-                    token.prove();
-                    TokenUse::Shared
-                }
-                (Some(_), None) => TokenUse::Shared,
-            };
             let facts = Facts {
                 observed,
                 attempts: progress.attempts,
                 time_left: deadline.map(|d| d.saturating_duration_since(Instant::now())),
                 idempotent: call.idempotent,
-                token: token_use,
                 jitter: rand::random(),
                 budget: self.budget.left(),
             };
@@ -242,27 +189,25 @@ impl Pipeline {
                 }
                 Action::OutOfBudget => {
                     tracing::warn!(
+                        operation = call.operation,
                         attempt = progress.attempts,
                         status = status.map(|s| s.as_u16()),
                         "not retrying: the client's retry budget is spent (too many failures lately)"
                     );
                     return self.finish(call.operation, outcome, token, progress);
                 }
-                Action::RefreshToken => {
-                    tracing::debug!(
-                        "401 to a token that had been used: it expired; refreshing the token and resending"
-                    );
-                    self.counters.retry();
-                }
                 Action::Retry { wait, cost } => {
                     self.budget.spend(cost);
                     progress.retry_cost = Some(cost);
                     tracing::info!(
+                        operation = call.operation,
                         attempt = progress.attempts,
                         wait_ms = wait.as_millis() as u64,
                         status = status.map(|s| s.as_u16()),
                         error = outcome.as_ref().err().map(describe),
-                        "retrying"
+                        "retrying {} after {} ms",
+                        call.operation,
+                        wait.as_millis()
                     );
                     // Nothing of the attempt is held while waiting.
                     drop(outcome);
@@ -274,8 +219,106 @@ impl Pipeline {
         }
     }
 
-    /// Sends `request` and reads its body, cut at `deadline`.
+    /// One attempt, with the call's token if it needs one: its outcome and the token it was
+    /// sent with. An error when no token could be had, or not before the deadline.
     async fn try_attempt(
+        &self,
+        call: &Call<'_>,
+        deadline: Option<Instant>,
+        attempt: u32,
+    ) -> Result<(Result<Buffered, AttemptFailure>, Option<Arc<Token>>), CallFailure> {
+        let Some(tokens) = call.tokens else {
+            return Ok((self.send(call, None, deadline, attempt).await, None));
+        };
+        let authenticated = tokens.authenticated(|token: Arc<Token>| async move {
+            let outcome = self
+                .send(call, Some(&token.header), deadline, attempt)
+                .await;
+            let verdict = match &outcome {
+                Ok(response) if response.status == StatusCode::UNAUTHORIZED => Verdict::Refused,
+                Ok(_) => Verdict::Accepted,
+                Err(_) => Verdict::Unknown,
+            };
+            (outcome, verdict)
+        });
+        match within(deadline, authenticated).await {
+            Some(Ok((outcome, token))) => Ok((outcome, Some(token))),
+            Some(Err(error)) => Err(error.into()),
+            None => Err(timeout(call.operation, attempt).into()),
+        }
+    }
+
+    /// Sends the call's request once, in its turn, with `authorization` if given, and reads
+    /// the body, within the attempt's timeout and `deadline`.
+    async fn send(
+        &self,
+        call: &Call<'_>,
+        authorization: Option<&HeaderValue>,
+        deadline: Option<Instant>,
+        attempt: u32,
+    ) -> Result<Buffered, AttemptFailure> {
+        // The token first, then the turn, right before sending: turns taken while a token
+        // exchange ran would all be spent at once when it ended, a burst. (A token that
+        // expires during the wait is refreshed on the `401`, as any.)
+        let Some(turn) = within(deadline, self.limiter.acquire(&*self.sleep)).await else {
+            return Err(AttemptFailure::ours(Unanswered::Timeout));
+        };
+        let Some(mut request) = call.request.try_clone() else {
+            return Err(AttemptFailure::ours(Unanswered::Request));
+        };
+        let headers = request.headers_mut();
+        headers.insert(USER_AGENT, self.user_agent.clone());
+        if let Some(authorization) = authorization {
+            headers.insert(AUTHORIZATION, authorization.clone());
+        }
+        let attempt_deadline = earliest(
+            self.timeouts
+                .attempt
+                .and_then(|t| Instant::now().checked_add(t)),
+            deadline,
+        );
+        let span = tracing::debug_span!(
+            "leapcraft.attempt",
+            operation = call.operation,
+            attempt,
+            "http.request.method" = request.method().as_str(),
+            "url.path" = request.url().path(),
+            "http.response.status_code" = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let outcome = self
+            .read_response(request, attempt_deadline)
+            .instrument(span.clone())
+            .await;
+        let status = outcome.as_ref().ok().map(|r| r.status);
+        if let Some(status) = status {
+            span.record("http.response.status_code", status.as_u16());
+        }
+        span.in_scope(|| {
+            tracing::debug!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                error = outcome.as_ref().err().map(describe),
+                "{} {} {} in {} ms",
+                call.operation,
+                status.map_or_else(|| "no answer".to_owned(), |s| s.as_u16().to_string()),
+                if attempt > 1 {
+                    format!("(attempt {attempt})")
+                } else {
+                    String::new()
+                },
+                started.elapsed().as_millis()
+            )
+        });
+        self.counters
+            .request(call.operation, status.map_or(0, |s| s.as_u16()));
+        if status == Some(StatusCode::TOO_MANY_REQUESTS) {
+            self.limiter.throttled(turn);
+        }
+        outcome
+    }
+
+    /// Sends `request` and reads its body, cut at `deadline`.
+    async fn read_response(
         &self,
         request: reqwest::Request,
         deadline: Option<Instant>,
@@ -289,13 +332,13 @@ impl Pipeline {
             Buffered::read(response, self.max_body)
                 .await
                 .map_err(|e| match e {
-                    ReadError::TooLarge => AttemptFailure::ours(FailureKind::TooLarge),
+                    ReadError::TooLarge => AttemptFailure::ours(Unanswered::TooLarge),
                     ReadError::Failed(e) => AttemptFailure::of(e),
                 })
         };
         within(deadline, attempt)
             .await
-            .unwrap_or_else(|| Err(AttemptFailure::ours(FailureKind::Timeout)))
+            .unwrap_or_else(|| Err(AttemptFailure::ours(Unanswered::Timeout)))
     }
 
     /// The call's outcome, from its last attempt.
@@ -305,7 +348,7 @@ impl Pipeline {
         outcome: Result<Buffered, AttemptFailure>,
         token: Option<Arc<Token>>,
         progress: &Progress,
-    ) -> Result<Buffered, Failure> {
+    ) -> Result<Buffered, CallFailure> {
         let attempts = progress.attempts;
         match outcome {
             Ok(response) if response.status.is_success() => Ok(response),
@@ -321,13 +364,13 @@ impl Pipeline {
                     attempts,
                     &redact,
                 );
-                Err(Failure {
+                Err(CallFailure {
                     error,
                     response: Some(Box::new(response)),
                 })
             }
-            Err(failure) => Err(Failure::from(match (failure.kind, failure.error) {
-                (FailureKind::TooLarge, _) => Error::ResponseTooLarge {
+            Err(failure) => Err(CallFailure::from(match (failure.kind, failure.error) {
+                (Unanswered::TooLarge, _) => Error::ResponseTooLarge {
                     operation,
                     limit: self.max_body as u64,
                 },

@@ -10,15 +10,19 @@
 //! again. So the pace follows a limit that changes while the client runs. The token exchange
 //! is paced, and its `429`s count, like any request.
 //!
-//! **Fixed**: a token bucket of `per_second` tokens a second holding at most `burst`; whatever
-//! the API answers. **Off**: no pacing at all.
+//! **Fixed**: a bucket of turns refilled at `per_second` turns a second, holding at most
+//! `burst`; whatever the API answers. **Off**: no pacing at all.
 //!
-//! Waiting: the callers that must wait queue first come, first served (a fair lock); the one
-//! at the head sleeps until a token is there, takes it and lets the next one in. It sleeps
-//! through the client's [`Sleep`], like the retry waits, so that a [`Sleep`] that records or
-//! skips waits does so for these too; time is tokio's, so a paused tokio clock applies. After
-//! one sleep the head takes the token even if the clock did not move (a [`Sleep`] that does
-//! not wait), unless the pace was cut meanwhile: then it waits again at the new pace.
+//! Waiting: a caller that finds no turn free reserves the next one (the bucket goes into
+//! debt, so reservations are served first come, first served) and sleeps until it is due.
+//! Nothing is held while it sleeps: a waiter that is never polled again, or is dropped, holds
+//! up no one (a dropped reservation is given back), so a future left unpolled in a buffer
+//! cannot stall the requests behind it. It sleeps through the client's [`Sleep`], like the
+//! retry waits, so that a [`Sleep`] that records or skips waits does so for these too; time
+//! is tokio's, so a paused tokio clock applies. After its sleep the turn is the caller's even
+//! if the clock did not move (a [`Sleep`] that does not wait), unless the pace was cut
+//! meanwhile: a `429` empties the bucket and cancels every reservation, and the caller
+//! reserves again at the new pace.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -82,8 +86,6 @@ const WINDOW: Duration = Duration::from_secs(1);
 pub(crate) struct RateLimiter {
     mode: Mode,
     state: Mutex<State>,
-    /// Held by the caller at the head of the queue while it waits for a token.
-    queue: tokio::sync::Mutex<()>,
     /// Attempts that had to wait.
     delayed: AtomicU64,
 }
@@ -95,16 +97,17 @@ enum Mode {
     Adaptive,
 }
 
-/// What an attempt was sent under: whether a `429` to it says anything about the pace now.
+/// The turn an attempt was sent in: whether a `429` to it says anything about the pace now.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Permit {
+pub(crate) struct Turn {
     epoch: u64,
 }
 
 #[derive(Debug)]
 struct State {
-    tokens: f64,
-    /// When `tokens` was last brought up to date.
+    /// Turns free now; below zero, the turns reserved by callers that wait.
+    turns: f64,
+    /// When `turns` was last brought up to date.
     updated: Instant,
     /// What was learned from the last `429` (adaptive mode; `None` before the first).
     learned: Option<Learned>,
@@ -187,14 +190,14 @@ impl RateLimiter {
             }
         };
         let now = Instant::now();
-        let tokens = match mode {
+        let turns = match mode {
             Mode::Fixed { burst, .. } => burst,
             _ => 1.0,
         };
         Ok(Self {
             mode,
             state: Mutex::new(State {
-                tokens,
+                turns,
                 updated: now,
                 learned: None,
                 epoch: 0,
@@ -205,7 +208,6 @@ impl RateLimiter {
                 },
                 reported: 0.0,
             }),
-            queue: tokio::sync::Mutex::new(()),
             delayed: AtomicU64::new(0),
         })
     }
@@ -226,43 +228,49 @@ impl RateLimiter {
     }
 
     /// Waits until a request may be sent (see the module docs), and counts it as sent.
-    pub async fn acquire(&self, sleep: &dyn Sleep) -> Permit {
+    pub async fn acquire(&self, sleep: &dyn Sleep) -> Turn {
         if let Mode::Off = self.mode {
-            return Permit { epoch: 0 };
+            return Turn { epoch: 0 };
         }
-        let (_head, mut waited) = match self.queue.try_lock() {
-            Ok(head) => (head, false),
-            Err(_) => (self.queue.lock().await, true),
-        };
-        let mut slept_in = None;
+        let mut waited = false;
         loop {
-            let wait = {
+            let (reservation, wait) = {
                 let mut state = self.state();
                 let now = Instant::now();
-                let slept = slept_in == Some(state.epoch);
-                if let Some(permit) = state.take(self.mode, now, slept) {
-                    if waited {
-                        self.delayed.fetch_add(1, Ordering::Relaxed);
+                match state.reserve(self.mode, now) {
+                    Reserved::Now(turn) => {
+                        if waited {
+                            self.delayed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        return turn;
                     }
-                    return permit;
+                    Reserved::After(wait) => (
+                        Reservation {
+                            limiter: self,
+                            epoch: Some(state.epoch),
+                        },
+                        wait,
+                    ),
                 }
-                slept_in = Some(state.epoch);
-                state.wait(self.mode, now)
             };
             waited = true;
             sleep.sleep(wait).await;
+            if let Some(turn) = reservation.redeem() {
+                self.delayed.fetch_add(1, Ordering::Relaxed);
+                return turn;
+            }
         }
     }
 
-    /// Notes a `429` to a request sent under `permit`: in adaptive mode, slows down unless the
+    /// Notes a `429` to a request sent in `turn`: in adaptive mode, slows down unless the
     /// request was sent before the last slow-down.
-    pub fn throttled(&self, permit: Permit) {
+    pub fn throttled(&self, turn: Turn) {
         if !matches!(self.mode, Mode::Adaptive) {
             return;
         }
         let now = Instant::now();
         let mut state = self.state();
-        if permit.epoch != state.epoch {
+        if turn.epoch != state.epoch {
             return;
         }
         let sent = state.sent.rate(now);
@@ -276,8 +284,9 @@ impl RateLimiter {
             since: now,
         });
         state.epoch += 1;
-        // The API's bucket is empty: so is ours.
-        state.tokens = 0.0;
+        // The API's bucket is empty: so is ours, and the reservations made at the old pace
+        // are void (their callers reserve again).
+        state.turns = 0.0;
         state.updated = now;
         let rate = BETA * refused;
         tracing::info!(
@@ -309,32 +318,69 @@ impl State {
         }
     }
 
-    /// Takes a token if there is one (or unconditionally if `force`), counting the request as
-    /// sent; `None` if the caller must wait.
-    fn take(&mut self, mode: Mode, now: Instant, force: bool) -> Option<Permit> {
-        if let Some(rate) = self.rate(mode, now) {
-            let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
-            self.tokens = (self.tokens + elapsed * rate).min(Self::burst(mode));
-            self.updated = now;
-            if self.tokens < 1.0 && !force {
-                return None;
-            }
-            self.tokens -= 1.0;
-            if matches!(mode, Mode::Adaptive) && rate > self.reported * 1.1 {
-                tracing::debug!(rate = round(rate), "probing a faster pace");
-                self.reported = rate;
-            }
+    /// Takes a turn if one is free; otherwise reserves the next one and says how long until
+    /// it is due, at the rate in force.
+    fn reserve(&mut self, mode: Mode, now: Instant) -> Reserved {
+        let Some(rate) = self.rate(mode, now) else {
+            return Reserved::Now(self.sent(now));
+        };
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        self.turns = (self.turns + elapsed * rate).min(Self::burst(mode));
+        self.updated = now;
+        self.turns -= 1.0;
+        if matches!(mode, Mode::Adaptive) && rate > self.reported * 1.1 {
+            tracing::debug!(rate = round(rate), "probing a faster pace");
+            self.reported = rate;
         }
-        self.sent.count(now);
-        Some(Permit { epoch: self.epoch })
+        if self.turns >= 0.0 {
+            return Reserved::Now(self.sent(now));
+        }
+        Reserved::After(Duration::try_from_secs_f64(-self.turns / rate).unwrap_or(Duration::MAX))
     }
 
-    /// How long until the next token, at the rate in force.
-    fn wait(&mut self, mode: Mode, now: Instant) -> Duration {
-        let Some(rate) = self.rate(mode, now) else {
-            return Duration::ZERO;
-        };
-        Duration::try_from_secs_f64((1.0 - self.tokens) / rate).unwrap_or(Duration::MAX)
+    /// Counts a request as sent now, in the current epoch.
+    fn sent(&mut self, now: Instant) -> Turn {
+        self.sent.count(now);
+        Turn { epoch: self.epoch }
+    }
+}
+
+/// What [`State::reserve`] gave.
+#[derive(Debug)]
+enum Reserved {
+    /// A turn, now.
+    Now(Turn),
+    /// A turn reserved, due after this wait.
+    After(Duration),
+}
+
+/// A turn reserved by a caller that sleeps until it is due. Dropped before it is redeemed
+/// (the caller gave up, or was dropped), it gives the turn back, so that reservations nobody
+/// will use do not delay those behind them.
+struct Reservation<'a> {
+    limiter: &'a RateLimiter,
+    /// The epoch it was made in; `None` once redeemed.
+    epoch: Option<u64>,
+}
+
+impl Reservation<'_> {
+    /// The reserved turn, now due; `None` if the pace was cut since it was made (the
+    /// reservation is void: reserve again).
+    fn redeem(mut self) -> Option<Turn> {
+        let epoch = self.epoch.take()?;
+        let mut state = self.limiter.state();
+        (state.epoch == epoch).then(|| state.sent(Instant::now()))
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        let Some(epoch) = self.epoch else { return };
+        let mut state = self.limiter.state();
+        if state.epoch == epoch {
+            let burst = State::burst(self.limiter.mode);
+            state.turns = (state.turns + 1.0).min(burst);
+        }
     }
 }
 
@@ -413,19 +459,70 @@ mod tests {
         let mut state = limiter.state();
         let now = state.updated;
         let mode = limiter.mode;
+        let after = |reserved: Reserved| match reserved {
+            Reserved::Now(_) => Duration::ZERO,
+            Reserved::After(wait) => wait,
+        };
         for _ in 0..3 {
-            assert!(state.take(mode, now, false).is_some());
+            assert_eq!(after(state.reserve(mode, now)), Duration::ZERO);
         }
-        assert!(state.take(mode, now, false).is_none());
-        assert_eq!(state.wait(mode, now), Duration::from_millis(100));
-        assert!(state.take(mode, at(now, 99), false).is_none());
-        assert!(state.take(mode, at(now, 150), false).is_some());
-        assert!(state.take(mode, at(now, 150), true).is_some(), "forced");
-        // A long quiet spell refills the burst, no more.
+        assert_eq!(after(state.reserve(mode, now)), Duration::from_millis(100));
+        assert_eq!(
+            after(state.reserve(mode, now)),
+            Duration::from_millis(200),
+            "reservations queue: the next is due after the one before"
+        );
+        // A long quiet spell pays the reservations and refills the burst, no more.
         for _ in 0..3 {
-            assert!(state.take(mode, at(now, 60_000), false).is_some());
+            assert_eq!(after(state.reserve(mode, at(now, 60_000))), Duration::ZERO);
         }
-        assert!(state.take(mode, at(now, 60_000), false).is_none());
+        assert_eq!(
+            after(state.reserve(mode, at(now, 60_000))),
+            Duration::from_millis(100)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiter_that_is_never_polled_again_holds_up_no_one() {
+        let limiter = RateLimiter::new(&RateLimit::Fixed {
+            per_second: 10.0,
+            burst: 1,
+        })
+        .unwrap();
+        let sleep = crate::sleep::TokioSleep;
+        limiter.acquire(&sleep).await;
+        // A waiter polled once (it reserves a turn and sleeps), then left alone for ever, as
+        // a prefetched page in a buffer nobody polls.
+        let mut stalled = Box::pin(limiter.acquire(&sleep));
+        assert!(futures::poll!(stalled.as_mut()).is_pending());
+        let started = Instant::now();
+        for _ in 0..5 {
+            tokio::time::timeout(Duration::from_secs(10), limiter.acquire(&sleep))
+                .await
+                .expect("the others get their turns");
+        }
+        // Each one 100 ms after the one before, the stalled one's turn included.
+        assert_eq!(started.elapsed(), Duration::from_millis(600));
+        drop(stalled);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_reservation_gives_its_turn_back() {
+        let limiter = RateLimiter::new(&RateLimit::Fixed {
+            per_second: 1.0,
+            burst: 1,
+        })
+        .unwrap();
+        let sleep = crate::sleep::TokioSleep;
+        limiter.acquire(&sleep).await;
+        // 100 callers give up waiting (a deadline): their turns come back.
+        for _ in 0..100 {
+            let mut gave_up = Box::pin(limiter.acquire(&sleep));
+            assert!(futures::poll!(gave_up.as_mut()).is_pending());
+        }
+        let started = Instant::now();
+        limiter.acquire(&sleep).await;
+        assert_eq!(started.elapsed(), Duration::from_secs(1), "not 101 s");
     }
 
     /// Everything tracing writes.
@@ -460,7 +557,10 @@ mod tests {
             let now = state.updated;
             assert_eq!(state.rate(mode, now), None, "no limit before a 429");
             let sent: Vec<_> = (0..50)
-                .filter_map(|_| state.take(mode, now, false))
+                .filter_map(|_| match state.reserve(mode, now) {
+                    Reserved::Now(turn) => Some(turn),
+                    Reserved::After(_) => None,
+                })
                 .collect();
             assert_eq!(sent.len(), 50, "nothing waits before a 429");
             (sent[0], sent[1])
@@ -477,7 +577,7 @@ mod tests {
 
         let mut state = limiter.state();
         let later = state.updated + Duration::from_secs(3);
-        assert!(state.take(mode, later, false).is_some());
+        assert!(matches!(state.reserve(mode, later), Reserved::Now(_)));
         drop(state);
         let text = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
         assert_eq!(
@@ -506,9 +606,15 @@ mod tests {
         let mut state = tiny.state();
         let now = state.updated;
         assert!(
-            state.take(tiny.mode, now, false).is_some(),
+            matches!(state.reserve(tiny.mode, now), Reserved::Now(_)),
             "a burst of 0 is 1"
         );
-        assert_eq!(state.wait(tiny.mode, now), Duration::MAX, "saturates");
+        assert!(
+            matches!(
+                state.reserve(tiny.mode, now),
+                Reserved::After(Duration::MAX)
+            ),
+            "saturates"
+        );
     }
 }

@@ -5,8 +5,8 @@
 //! the facts (time left, a random jitter, what is left of the retry budget) and carries out
 //! the action (waiting, spending from the budget). That keeps it a table.
 //!
-//! The retry budget is smithy-rs's retry quota: a client's retries spend from one shared
-//! bucket of tokens ([`RetryPolicy::with_retry_budget`], 500 by default) that successes fill
+//! The retry budget is smithy-rs's retry quota: a client's retries spend permits from one
+//! shared budget ([`RetryPolicy::with_retry_budget`], 500 by default) that successes fill
 //! again. A retry costs [`RETRY_COST`], one after a timeout or a connection failure (the signs
 //! of an outage) [`TRANSIENT_RETRY_COST`]; a call that succeeds gives back what its last retry
 //! cost, or [`SUCCESS_REWARD`] if it needed none. When the bucket cannot pay for a retry, the
@@ -26,11 +26,11 @@ use crate::response::is_retryable_status;
 /// drawn uniformly from `0..=min(max_backoff, initial_backoff * 2^(n-1))` ("full jitter"),
 /// unless the response carried a `Retry-After` (seconds or an HTTP date): then it is that
 /// (at most `max_retry_after`) plus a random fifth of it (at least 100 ms), so that many
-/// clients told the same time do not all come back at once. A `401` to a token that other
-/// requests had used (it expired) costs an attempt too: the token is refreshed and the
-/// request resent at once.
+/// clients told the same time do not all come back at once. A `401` is not retried: the
+/// token it refused is refreshed and the request resent by authentication, which spends no
+/// attempt (so `RetryPolicy::none()` still refreshes tokens).
 ///
-/// Retries also spend from a retry budget shared by all clones of a client: 500 tokens by
+/// Retries also spend from a retry budget shared by all clones of a client: 500 permits by
 /// default, 5 for a retry, 10 for one after a timeout or a connection failure, paid back
 /// when the call succeeds (1 for a call that needed no retry). When the budget cannot pay, a
 /// failure that would have been retried is returned at once, so that an outage does not
@@ -99,10 +99,10 @@ impl RetryPolicy {
         self
     }
 
-    /// The size of the retry budget shared by a client's calls (see above): 500 by default;
-    /// 0 allows no retry, `u32::MAX` is as good as no budget.
-    pub fn with_retry_budget(mut self, tokens: u32) -> Self {
-        self.retry_budget = tokens;
+    /// The size of the retry budget shared by a client's calls, in permits (see above): 500
+    /// by default; 0 allows no retry, `u32::MAX` is as good as no budget.
+    pub fn with_retry_budget(mut self, permits: u32) -> Self {
+        self.retry_budget = permits;
         self
     }
 
@@ -145,7 +145,7 @@ fn scale(duration: Duration, factor: f64) -> Duration {
 
 /// Why an attempt got no usable answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum FailureKind {
+pub(crate) enum Unanswered {
     /// No connection could be made, or it broke before a response came.
     Connect,
     /// The attempt ran out of time.
@@ -160,26 +160,26 @@ pub(crate) enum FailureKind {
     Request,
 }
 
-impl FailureKind {
+impl Unanswered {
     /// Of a reqwest error.
     pub fn of(e: &reqwest::Error) -> Self {
         if e.is_timeout() {
-            FailureKind::Timeout
+            Unanswered::Timeout
         } else if is_tls(e) {
-            FailureKind::Tls
+            Unanswered::Tls
         } else if e.is_builder() || e.is_redirect() {
-            FailureKind::Request
+            Unanswered::Request
         } else if e.is_body() || e.is_decode() {
-            FailureKind::Body
+            Unanswered::Body
         } else {
-            FailureKind::Connect
+            Unanswered::Connect
         }
     }
 
     fn is_retryable(self) -> bool {
         matches!(
             self,
-            FailureKind::Connect | FailureKind::Timeout | FailureKind::Body
+            Unanswered::Connect | Unanswered::Timeout | Unanswered::Body
         )
     }
 }
@@ -220,19 +220,7 @@ pub(crate) enum Observed {
         retry_after: Option<Duration>,
     },
     /// No usable answer.
-    Failure(FailureKind),
-}
-
-/// How the token of the attempt had been used, for a `401`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum TokenUse {
-    /// The request carried no token (the token exchange).
-    None,
-    /// Nothing but this request used the token, and no answer proved it ever worked: the API
-    /// refuses the tokens it gives.
-    Fresh,
-    /// Other requests used the token, or it worked before: it has expired.
-    Shared,
+    Failure(Unanswered),
 }
 
 /// Everything [`decide`] looks at.
@@ -245,10 +233,9 @@ pub(crate) struct Facts {
     pub time_left: Option<Duration>,
     /// The request may be sent again without harm.
     pub idempotent: bool,
-    pub token: TokenUse,
     /// A random number in `[0, 1)`, for the wait's jitter.
     pub jitter: f64,
-    /// Tokens left in the client's retry budget.
+    /// Permits left in the client's retry budget.
     pub budget: u32,
 }
 
@@ -259,8 +246,6 @@ pub(crate) enum Action {
     Stop,
     /// Send again after this wait, paying `cost` from the retry budget.
     Retry { wait: Duration, cost: u32 },
-    /// Drop the token, get a new one, and send again at once.
-    RefreshToken,
     /// Nothing more, though the failure was worth a retry: the budget cannot pay for one.
     OutOfBudget,
 }
@@ -270,15 +255,6 @@ pub(crate) fn decide(policy: &RetryPolicy, facts: &Facts) -> Action {
     let attempts_left = facts.attempts < policy.max_attempts;
     let (retry_after, cost) = match facts.observed {
         Observed::Status { status, .. } if status.is_success() => return Action::Stop,
-        Observed::Status {
-            status: StatusCode::UNAUTHORIZED,
-            ..
-        } => {
-            return match facts.token {
-                TokenUse::Shared if attempts_left => Action::RefreshToken,
-                _ => Action::Stop,
-            };
-        }
         Observed::Status {
             status,
             retry_after,
@@ -326,7 +302,6 @@ mod tests {
             attempts: 1,
             time_left: None,
             idempotent: true,
-            token: TokenUse::Shared,
             jitter: 0.5,
             budget: 500,
         }
@@ -383,7 +358,7 @@ mod tests {
     #[test]
     fn each_failure_kind() {
         use Action::*;
-        use FailureKind::*;
+        use Unanswered::*;
         for (kind, expected) in [
             (Connect, transient(50 * MS)),
             (Timeout, transient(50 * MS)),
@@ -401,21 +376,19 @@ mod tests {
     }
 
     #[test]
-    fn unauthorised() {
+    fn unauthorised_is_not_retried() {
         use Action::*;
-        let refused = |token, attempts| Facts {
-            token,
-            attempts,
-            ..facts(status(401))
-        };
-        row("expired token", refused(TokenUse::Shared, 1), RefreshToken);
+        // A refused token is authentication's business (it refreshes and resends without an
+        // attempt): to the retry loop a final `401` is final.
+        row("401, first attempt", facts(status(401)), Stop);
         row(
-            "expired token, last attempt",
-            refused(TokenUse::Shared, 3),
+            "401, budget empty",
+            Facts {
+                budget: 0,
+                ..facts(status(401))
+            },
             Stop,
         );
-        row("fresh token refused", refused(TokenUse::Fresh, 1), Stop);
-        row("no token (the exchange)", refused(TokenUse::None, 1), Stop);
     }
 
     #[test]
@@ -443,7 +416,7 @@ mod tests {
         row("time for the wait", left(51), retry(50 * MS));
         row("no time for the wait", left(50), Stop);
         row("no time at all", left(0), Stop);
-        let failure = facts(Observed::Failure(FailureKind::Connect));
+        let failure = facts(Observed::Failure(Unanswered::Connect));
         row(
             "failure, not idempotent",
             Facts {
@@ -461,7 +434,7 @@ mod tests {
             budget,
             ..facts(observed)
         };
-        let timeout = Observed::Failure(FailureKind::Timeout);
+        let timeout = Observed::Failure(Unanswered::Timeout);
         row(
             "a status retry, budget enough",
             with(status(503), 5),
@@ -481,11 +454,6 @@ mod tests {
         row("a timeout costs more", with(timeout, 9), OutOfBudget);
         row("success, budget empty", with(status(200), 0), Stop);
         row("not retryable anyway", with(status(404), 0), Stop);
-        let refused = Facts {
-            budget: 0,
-            ..facts(status(401))
-        };
-        row("a token refresh is free", refused, RefreshToken);
         let last = Facts {
             attempts: 3,
             ..with(status(503), 0)

@@ -5,7 +5,7 @@
 //! whatever response comes back, losing most of what went wrong on the way (an HTML `503`
 //! becomes a bare decode error, a timeout has no response at all). So each call of a `Client`
 //! method runs on a generated client of its own, whose transport keeps the call's
-//! [`Failure`] for it; calls through [`Client::api`](crate::Client::api) share one whose
+//! [`CallFailure`] for it; calls through [`Client::api`](crate::Client::api) share one whose
 //! failures become responses: the final one, or a stand-in that says what happened.
 
 use std::sync::{Arc, Mutex};
@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 
 use crate::auth::TokenCache;
 use crate::error::{Error, Redact, decode_path};
-use crate::pipeline::{Call, Failure, Pipeline};
+use crate::pipeline::{Call, CallFailure, Pipeline};
 
 /// The generated client's error type.
 pub(crate) type GeneratedError = leapcraft_api::Error<leapcraft_api::types::Error>;
@@ -28,9 +28,9 @@ pub(crate) type GeneratedError = leapcraft_api::Error<leapcraft_api::types::Erro
 pub(crate) enum Credential {
     /// A bearer token from the cache; only `GET` and `HEAD` are retried.
     Bearer(Arc<TokenCache>),
-    /// None: the route of the token exchange, whose `POST` has no side effect (retried), and
-    /// whose successful bodies are secrets (never quoted in errors).
-    KeyExchange,
+    /// No token: the route of the token exchange, whose `POST` has no side effect (retried),
+    /// and whose successful bodies are secrets (never quoted in errors).
+    Unauthenticated,
 }
 
 /// The pipeline, a way of authenticating, and where the API is: what a generated client
@@ -93,7 +93,7 @@ impl Route {
         // The token the call used is, but for a refresh since, the current one.
         let token = match &self.credential {
             Credential::Bearer(tokens) => tokens.current(),
-            Credential::KeyExchange => None,
+            Credential::Unauthenticated => None,
         };
         let redact = Redact {
             secrets: [
@@ -105,7 +105,7 @@ impl Route {
             G::InvalidRequest(message) => Error::InvalidInput(format!("{operation}: {message}")),
             G::InvalidResponsePayload(body, json) => match self.credential {
                 // A decoder's message may quote the value (the token): say less.
-                Credential::KeyExchange => Error::decode(
+                Credential::Unauthenticated => Error::decode(
                     operation,
                     ".".to_owned(),
                     &format!("{:?} error", json.classify()),
@@ -159,7 +159,7 @@ impl Transport for PipelineTransport {
                     Some(&**tokens),
                     matches!(*request.method(), Method::GET | Method::HEAD),
                 ),
-                Credential::KeyExchange => (None, true),
+                Credential::Unauthenticated => (None, true),
             };
             let call = Call {
                 operation: info.operation_id,
@@ -169,7 +169,7 @@ impl Transport for PipelineTransport {
             };
             match self.route.pipeline.invoke(call).await {
                 Ok(response) => Ok(response.into_response()),
-                Err(Failure { error, response }) => {
+                Err(CallFailure { error, response }) => {
                     let response = match response {
                         Some(response) => response.into_response(),
                         None => stand_in(&error),

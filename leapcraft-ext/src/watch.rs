@@ -134,7 +134,7 @@ impl Client {
             next_poll: Option<Instant>,
             top: Option<HashSet<i64>>,
             failures: u32,
-            last_failure: Option<FailureKind>,
+            last_failure: Option<ErrorClass>,
             ready: VecDeque<Result<Notification, Error>>,
         }
         let state = State {
@@ -175,7 +175,7 @@ impl Client {
                     }
                     Err(e) => {
                         state.failures = state.failures.saturating_add(1);
-                        let kind = FailureKind::of(&e);
+                        let kind = ErrorClass::of(&e);
                         if state.last_failure != Some(kind) {
                             state.ready.push_back(Err(e));
                         }
@@ -206,9 +206,9 @@ fn backoff(every: Duration, failures: u32) -> Duration {
 
 /// What kind of failure a poll had, to tell a new streak from the same one going on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct FailureKind(std::mem::Discriminant<Error>, Option<u16>);
+struct ErrorClass(std::mem::Discriminant<Error>, Option<u16>);
 
-impl FailureKind {
+impl ErrorClass {
     fn of(e: &Error) -> Self {
         Self(std::mem::discriminant(e), e.status().map(|s| s.as_u16()))
     }

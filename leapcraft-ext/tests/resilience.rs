@@ -140,7 +140,7 @@ async fn concurrent_401s_cause_exactly_one_exchange() {
 }
 
 #[tokio::test]
-async fn a_fresh_token_refused_at_once_is_an_auth_error_not_a_loop() {
+async fn fresh_tokens_refused_at_once_are_an_auth_error_not_a_loop() {
     let (server, sleep) = scripted().await;
     server.always("POST", TOKEN, Reply::token("tok"));
     server.always("GET", DEV, Reply::json(401, r#"{"message":"not for you"}"#));
@@ -152,8 +152,10 @@ async fn a_fresh_token_refused_at_once_is_an_auth_error_not_a_loop() {
     };
     assert_eq!(auth.kind, AuthErrorKind::Unauthorized);
     assert_eq!(auth.message.as_deref(), Some("not for you"));
-    assert_eq!(server.count(DEV), 1);
-    assert_eq!(server.count(TOKEN), 1);
+    // One fresh token refused may have expired on its way; a second, with no token accepted
+    // in between, says the API refuses the tokens it gives.
+    assert_eq!(server.count(DEV), 2);
+    assert_eq!(server.count(TOKEN), 2);
     assert_eq!(err.status().map(|s| s.as_u16()), Some(401));
     assert!(!err.is_retryable());
 }
@@ -767,7 +769,7 @@ async fn a_token_that_worked_and_expires_during_the_retries_is_refreshed_again()
 }
 
 #[tokio::test]
-async fn a_token_refused_on_the_last_attempt_is_not_used_again() {
+async fn with_no_retries_a_refused_token_is_still_refreshed() {
     let (server, sleep) = scripted().await;
     server.push(
         "POST",
@@ -781,12 +783,13 @@ async fn a_token_refused_on_the_last_attempt_is_not_used_again() {
         .build()
         .unwrap();
     client.device("dev-1").await.unwrap();
-    let err = client.device("dev-1").await.unwrap_err();
-    assert!(matches!(err, Error::Auth(_)), "{err:?}");
+    // "No retries" is about failures; a refresh is not one.
     client.device("dev-1").await.unwrap();
-    assert_eq!(server.count(TOKEN), 2, "the refused token was dropped");
+    assert_eq!(server.count(TOKEN), 2, "the refused token was replaced");
     assert_eq!(
         server.seen(DEV).last().unwrap().header("authorization"),
         Some("Bearer tok-2")
     );
+    assert_eq!(client.stats().retries, 0);
+    assert!(sleep.waits().is_empty(), "a refresh resends at once");
 }
