@@ -58,23 +58,23 @@ impl Client {
         .boxed()
     }
 
-    /// The latest reading of every device of the account: lists the devices (failing if
-    /// that fails), then streams as [`latest_many`](Self::latest_many). To start reading
-    /// while the list is still arriving, use [`fetch_each`](Self::fetch_each) with
-    /// [`device_ids`](Self::device_ids).
+    /// The latest reading of every device of the account, reading while the list arrives:
+    /// [`fetch_each`](Self::fetch_each) over [`device_ids`](Self::device_ids). If the list
+    /// fails midway, the readings of the devices listed so far come first, then the error.
     ///
     /// ```no_run
-    /// use futures::StreamExt;
+    /// use futures::TryStreamExt;
     /// # async fn run(client: leapcraft_ext::Client) -> Result<(), leapcraft_ext::Error> {
-    /// let readings: Vec<_> = client.latest_for_all_devices(32).await?.collect().await;
+    /// let mut readings = client.latest_for_all_devices(32);
+    /// while let Some((id, reading)) = readings.try_next().await? {
+    ///     println!("{id}: {:?}", reading.map(|r| r.temperature));
+    /// }
     /// # Ok(()) }
     /// ```
-    pub async fn latest_for_all_devices(
-        &self,
-        concurrency: usize,
-    ) -> Result<BoxStream<'static, (PhysicalId, Result<Reading, Error>)>, Error> {
-        let ids: Vec<PhysicalId> = self.device_ids().try_collect().await?;
-        Ok(self.latest_many(ids, concurrency))
+    pub fn latest_for_all_devices(&self, concurrency: usize) -> PerDevice<Reading> {
+        self.fetch_each(self.device_ids(), concurrency, |client, id| async move {
+            client.latest(id).await
+        })
     }
 
     /// The physical id of every device of the account, in list order, as the list arrives:

@@ -1,4 +1,4 @@
-//! The retry budget's tokens, shared by all clones of a client: what [`decide`] is told is
+//! The retry budget's permits, shared by all clones of a client: what [`decide`] is told is
 //! left, spent by the pipeline when it retries and given back when a call succeeds (the
 //! costs and the rules are [`crate::retry`]'s).
 //!
@@ -10,37 +10,37 @@ use std::sync::atomic::{AtomicU32, Ordering};
 #[derive(Debug)]
 pub(crate) struct RetryBudget {
     capacity: u32,
-    tokens: AtomicU32,
+    permits: AtomicU32,
 }
 
 impl RetryBudget {
-    /// A full budget of `capacity` tokens.
+    /// A full budget of `capacity` permits.
     pub fn new(capacity: u32) -> Self {
         Self {
             capacity,
-            tokens: AtomicU32::new(capacity),
+            permits: AtomicU32::new(capacity),
         }
     }
 
     /// Tokens left.
     pub fn left(&self) -> u32 {
-        self.tokens.load(Ordering::Relaxed)
+        self.permits.load(Ordering::Relaxed)
     }
 
-    /// Takes `cost` tokens (down to none: two calls that both saw enough may both retry).
+    /// Takes `cost` permits (down to none: two calls that both saw enough may both retry).
     pub fn spend(&self, cost: u32) {
         let _ = self
-            .tokens
+            .permits
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
                 Some(t.saturating_sub(cost))
             });
     }
 
-    /// Gives `amount` tokens back, up to the capacity.
+    /// Gives `amount` permits back, up to the capacity.
     pub fn refill(&self, amount: u32) {
         let capacity = self.capacity;
         let _ = self
-            .tokens
+            .permits
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
                 Some(t.saturating_add(amount).min(capacity))
             });

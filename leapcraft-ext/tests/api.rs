@@ -441,10 +441,9 @@ async fn bulk_concurrency_never_exceeds_the_bound() {
     let client = fake_client(&fake).build().unwrap();
     let results: Vec<_> = client
         .latest_for_all_devices(4)
+        .try_collect()
         .await
-        .unwrap()
-        .collect()
-        .await;
+        .unwrap();
     assert_eq!(results.len(), 60);
     assert!(results.iter().all(|(_, r)| r.is_ok()));
     let mut seen: Vec<_> = results.iter().map(|(id, _)| id.to_string()).collect();
