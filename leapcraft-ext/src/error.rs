@@ -68,15 +68,16 @@ pub enum Error {
     /// The arguments were rejected before any request was sent.
     #[error("invalid input: {0}")]
     InvalidInput(String),
-    /// A page repeated items of an earlier page: the server ignored the paging parameters,
-    /// or the list changed while it was being paged. Nothing was delivered twice.
+    /// A list could not be read whole: it shifted by more than the pager could repair while
+    /// it was read, or the server ignores the paging parameters (full pages of nothing new).
+    /// Nothing was delivered twice; what was delivered is not the whole list.
     #[error(
-        "{operation}: page {page} repeats items of an earlier page (paging parameters ignored, or the list changed while paging)"
+        "{operation}: reading stopped after page {page}: the list changed faster than it could be read, or the server ignores the paging parameters"
     )]
     Pagination {
         /// The operation id, such as `list_devices`.
         operation: &'static str,
-        /// The page that repeated items, counting from 1.
+        /// The pages read before it stopped.
         page: u64,
     },
 }
