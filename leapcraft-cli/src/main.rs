@@ -14,6 +14,7 @@ mod args;
 mod chart;
 mod commands;
 mod error;
+mod logging;
 mod output;
 mod progress;
 mod sanitize;
@@ -35,6 +36,10 @@ use crate::output::Output;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(failure) = logging::init(&cli.logs, cli.command.runs_until_stopped()) {
+        report(&failure.message());
+        return failure.exit_code();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -7,7 +7,7 @@ use clap::Args;
 use futures::{StreamExt, TryStreamExt};
 use leapcraft_ext::{Client, Notification, PhysicalId};
 
-use crate::error::{Failure, is_auth, report};
+use crate::error::{Failure, is_auth};
 use crate::output::{Format, Output, Records, opt};
 use crate::{progress, values};
 
@@ -100,7 +100,7 @@ async fn follow(client: &Client, args: NotificationsArgs, out: &Output) -> Resul
                 Some(Err(e)) if is_auth(&e) => return Err(e.into()),
                 // The first failure of a streak (the stream reports no more until a poll
                 // succeeds): say so, keep following.
-                Some(Err(e)) => report(&format!("{e} (polling goes on)")),
+                Some(Err(e)) => tracing::warn!("{e} (polling goes on)"),
             }
         }
     }
