@@ -128,7 +128,19 @@ impl Client {
         operation: &'static str,
         send: impl AsyncFnOnce(&leapcraft_api::Client) -> Result<ResponseValue<T>, GeneratedError>,
     ) -> Result<T, Error> {
-        self.route.call(operation, send).await
+        self.route.call(operation, None, send).await
+    }
+
+    /// As [`call`](Self::call), for a request whose answer can be at most `items` items
+    /// long: a body larger than such an answer could need is refused as it arrives.
+    pub(crate) async fn call_for_items<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        items: u64,
+        send: impl AsyncFnOnce(&leapcraft_api::Client) -> Result<ResponseValue<T>, GeneratedError>,
+    ) -> Result<T, Error> {
+        let limit = crate::response::limit_for_items(items);
+        self.route.call(operation, Some(limit), send).await
     }
 }
 

@@ -53,11 +53,12 @@ pub enum Error {
         /// Attempts made.
         attempts: u32,
     },
-    /// A successful response's body was larger than the client accepts
-    /// ([`ClientBuilder::max_response_bytes`](crate::ClientBuilder::max_response_bytes)); the
+    /// A successful response's body was larger than the client accepts: more than what was
+    /// asked could need (8 KiB an item asked for, and 64 KiB besides), or than
+    /// [`ClientBuilder::max_response_bytes`](crate::ClientBuilder::max_response_bytes); the
     /// rest of it was not read.
     #[error(
-        "{operation}: the response body is larger than the limit of {limit} bytes (ClientBuilder::max_response_bytes)"
+        "{operation}: the response body is larger than {limit} bytes, more than what was asked could need (the limit follows the request, within ClientBuilder::max_response_bytes)"
     )]
     ResponseTooLarge {
         /// The operation id, such as `list_devices`.

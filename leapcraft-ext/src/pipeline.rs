@@ -68,6 +68,8 @@ pub(crate) struct Call<'a> {
     pub tokens: Option<&'a TokenCache>,
     /// The request may be sent again without harm.
     pub idempotent: bool,
+    /// A lower body limit than the client's, for a request whose answer cannot need more.
+    pub max_body: Option<usize>,
 }
 
 /// How a call failed: the error, and the final response when there was one.
@@ -185,7 +187,7 @@ impl Pipeline {
                         self.budget
                             .refill(progress.retry_cost.unwrap_or(SUCCESS_REWARD));
                     }
-                    return self.finish(call.operation, outcome, token, progress);
+                    return self.finish(call, outcome, token, progress);
                 }
                 Action::OutOfBudget => {
                     tracing::warn!(
@@ -194,7 +196,7 @@ impl Pipeline {
                         status = status.map(|s| s.as_u16()),
                         "not retrying: the client's retry budget is spent (too many failures lately)"
                     );
-                    return self.finish(call.operation, outcome, token, progress);
+                    return self.finish(call, outcome, token, progress);
                 }
                 Action::Retry { wait, cost } => {
                     self.budget.spend(cost);
@@ -287,7 +289,7 @@ impl Pipeline {
         );
         let started = Instant::now();
         let outcome = self
-            .read_response(request, attempt_deadline)
+            .read_response(request, self.max_body_of(call), attempt_deadline)
             .instrument(span.clone())
             .await;
         let status = outcome.as_ref().ok().map(|r| r.status);
@@ -317,10 +319,17 @@ impl Pipeline {
         outcome
     }
 
-    /// Sends `request` and reads its body, cut at `deadline`.
+    /// The body limit of `call`.
+    fn max_body_of(&self, call: &Call<'_>) -> usize {
+        call.max_body
+            .map_or(self.max_body, |m| m.min(self.max_body))
+    }
+
+    /// Sends `request` and reads its body, up to `max_body` bytes, cut at `deadline`.
     async fn read_response(
         &self,
         request: reqwest::Request,
+        max_body: usize,
         deadline: Option<Instant>,
     ) -> Result<Buffered, AttemptFailure> {
         let attempt = async {
@@ -329,7 +338,7 @@ impl Pipeline {
                 .execute(request)
                 .await
                 .map_err(AttemptFailure::of)?;
-            Buffered::read(response, self.max_body)
+            Buffered::read(response, max_body)
                 .await
                 .map_err(|e| match e {
                     ReadError::TooLarge => AttemptFailure::ours(Unanswered::TooLarge),
@@ -344,12 +353,12 @@ impl Pipeline {
     /// The call's outcome, from its last attempt.
     fn finish(
         &self,
-        operation: &'static str,
+        call: &Call<'_>,
         outcome: Result<Buffered, AttemptFailure>,
         token: Option<Arc<Token>>,
         progress: &Progress,
     ) -> Result<Buffered, CallFailure> {
-        let attempts = progress.attempts;
+        let (operation, attempts) = (call.operation, progress.attempts);
         match outcome {
             Ok(response) if response.status.is_success() => Ok(response),
             Ok(response) => {
@@ -372,7 +381,7 @@ impl Pipeline {
             Err(failure) => Err(CallFailure::from(match (failure.kind, failure.error) {
                 (Unanswered::TooLarge, _) => Error::ResponseTooLarge {
                     operation,
-                    limit: self.max_body as u64,
+                    limit: self.max_body_of(call) as u64,
                 },
                 (_, Some(error)) => Error::from_reqwest(operation, attempts, error),
                 (_, None) => timeout(operation, attempts),

@@ -49,6 +49,7 @@ impl Route {
         self.client_with(Arc::new(PipelineTransport {
             route: self.clone(),
             failure: None,
+            max_body: None,
         }))
     }
 
@@ -61,15 +62,18 @@ impl Route {
     }
 
     /// Runs one call of the generated client (`send`, given a client on this route) and
-    /// returns its value, or what went wrong as our [`Error`].
+    /// returns its value, or what went wrong as our [`Error`]. `max_body` lowers the body
+    /// limit for this call.
     pub async fn call<T: DeserializeOwned>(
         self: &Arc<Self>,
         operation: &'static str,
+        max_body: Option<usize>,
         send: impl AsyncFnOnce(&leapcraft_api::Client) -> Result<ResponseValue<T>, GeneratedError>,
     ) -> Result<T, Error> {
         let transport = Arc::new(PipelineTransport {
             route: self.clone(),
             failure: Some(Mutex::default()),
+            max_body,
         });
         let client = self.client_with(transport.clone());
         let error = match send(&client).await {
@@ -137,6 +141,8 @@ struct PipelineTransport {
     /// Where the failure of a call is kept for the `Client` method that made it; `None` for
     /// the shared client of [`Client::api`](crate::Client::api).
     failure: Option<Mutex<Option<Error>>>,
+    /// The body limit of the call, if lower than the client's.
+    max_body: Option<usize>,
 }
 
 impl PipelineTransport {
@@ -166,6 +172,7 @@ impl Transport for PipelineTransport {
                 request,
                 tokens,
                 idempotent,
+                max_body: self.max_body,
             };
             match self.route.pipeline.invoke(call).await {
                 Ok(response) => Ok(response.into_response()),
