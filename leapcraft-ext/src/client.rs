@@ -142,6 +142,18 @@ impl Client {
         let limit = crate::response::limit_for_items(items);
         self.route.call(operation, Some(limit), send).await
     }
+
+    /// As [`call_for_items`](Self::call_for_items), for a list: a record that cannot be read
+    /// is skipped (with a warning), the others are kept.
+    pub(crate) async fn list<I: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        items: u64,
+        send: impl AsyncFnOnce(&leapcraft_api::Client) -> Result<ResponseValue<Vec<I>>, GeneratedError>,
+    ) -> Result<Vec<I>, Error> {
+        let limit = crate::response::limit_for_items(items);
+        self.route.call_list(operation, Some(limit), send).await
+    }
 }
 
 /// Configures a [`Client`].

@@ -110,7 +110,7 @@ impl Client {
                     // A request for all (`-1`) is bounded by the client's limit alone.
                     let asked = u64::try_from(page.limit).unwrap_or(u64::MAX);
                     let devices: Vec<types::Device> = client
-                        .call_for_items("list_devices", asked, async |api| {
+                        .list("list_devices", asked, async |api| {
                             let request = api.list_devices().limit(page.limit);
                             request.page(page.page_number()).send().await
                         })

@@ -53,6 +53,7 @@ mod cursor;
 mod devices;
 mod ids;
 mod kinds;
+mod lenient;
 mod notifications;
 mod paging;
 mod telemetry;

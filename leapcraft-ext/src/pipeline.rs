@@ -292,6 +292,7 @@ impl Pipeline {
             .read_response(request, self.max_body_of(call), attempt_deadline)
             .instrument(span.clone())
             .await;
+        let outcome = outcome.map(|response| repair_text(call.operation, response));
         let status = outcome.as_ref().ok().map(|r| r.status);
         if let Some(status) = status {
             span.record("http.response.status_code", status.as_u16());
@@ -419,4 +420,23 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }
+}
+
+/// A successful response whose text is repaired where it is not valid (see
+/// [`crate::lenient::repair_text`]), with a warning when anything was.
+fn repair_text(operation: &'static str, mut response: Buffered) -> Buffered {
+    if !response.status.is_success() {
+        return response;
+    }
+    let (text, repairs) = crate::lenient::repair_text(&response.body);
+    if repairs > 0 {
+        let text = bytes::Bytes::from(text.into_owned());
+        tracing::warn!(
+            operation,
+            repairs,
+            "{operation}: {repairs} invalid character(s) in the response replaced by U+FFFD"
+        );
+        response.body = text;
+    }
+    response
 }

@@ -31,7 +31,7 @@ impl Client {
                 let client = client.clone();
                 async move {
                     client
-                        .call_for_items(
+                        .list(
                             "list_things",
                             u64::try_from(page.limit).unwrap_or(u64::MAX),
                             async |api| api.list_things().limit(page.limit).send().await,

@@ -70,6 +70,32 @@ impl Route {
         max_body: Option<usize>,
         send: impl AsyncFnOnce(&leapcraft_api::Client) -> Result<ResponseValue<T>, GeneratedError>,
     ) -> Result<T, Error> {
+        self.call_or_recover(operation, max_body, send, |_| None)
+            .await
+    }
+
+    /// As [`call`](Self::call), for a list: if the list does not decode as a whole, the
+    /// items that do are kept and the others skipped, each with a warning.
+    pub async fn call_list<I: DeserializeOwned>(
+        self: &Arc<Self>,
+        operation: &'static str,
+        max_body: Option<usize>,
+        send: impl AsyncFnOnce(&leapcraft_api::Client) -> Result<ResponseValue<Vec<I>>, GeneratedError>,
+    ) -> Result<Vec<I>, Error> {
+        self.call_or_recover(operation, max_body, send, |body| {
+            crate::lenient::decode_items(operation, body)
+        })
+        .await
+    }
+
+    /// [`call`](Self::call), with `recover` given a successful body that did not decode.
+    async fn call_or_recover<T: DeserializeOwned>(
+        self: &Arc<Self>,
+        operation: &'static str,
+        max_body: Option<usize>,
+        send: impl AsyncFnOnce(&leapcraft_api::Client) -> Result<ResponseValue<T>, GeneratedError>,
+        recover: impl FnOnce(&[u8]) -> Option<T>,
+    ) -> Result<T, Error> {
         let transport = Arc::new(PipelineTransport {
             route: self.clone(),
             failure: Some(Mutex::default()),
@@ -82,6 +108,11 @@ impl Route {
         };
         if let Some(failure) = transport.take_failure() {
             return Err(failure);
+        }
+        if let leapcraft_api::Error::InvalidResponsePayload(body, _) = &error
+            && let Some(value) = recover(body)
+        {
+            return Ok(value);
         }
         Err(self.translate::<T>(operation, error))
     }

@@ -77,6 +77,33 @@ async fn a_page_far_larger_than_asked_is_refused_as_it_arrives() {
 }
 
 #[tokio::test]
+async fn one_bad_field_or_record_hides_no_other() {
+    let (server, sleep) = scripted().await;
+    let mut body = br#"[{"physical_id":"a","name":"ok"},{"physical_id":"b","name":"raw "#.to_vec();
+    body.push(0xFF);
+    body.extend_from_slice(
+        br#" byte"},{"physical_id":"c","name":"lone \ud800"},{"physical_id":17},{"physical_id":"e"}]"#,
+    );
+    server.always("GET", "/devices", Reply::Bytes { status: 200, body });
+    let client = client(server.base_url(), &sleep).build().unwrap();
+    let devices = bounded(client.devices().collect()).await.unwrap();
+    let names: Vec<_> = devices
+        .iter()
+        .map(|d| (d.physical_id.as_str(), d.name.as_deref()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("a", Some("ok")),
+            ("b", Some("raw \u{FFFD} byte")),
+            ("c", Some("lone \u{FFFD}")),
+            ("e", None)
+        ],
+        "the unreadable record (an id that is a number) skipped, the others kept"
+    );
+}
+
+#[tokio::test]
 async fn a_huge_content_length_fails_before_reading() {
     let (server, sleep) = scripted().await;
     server.always(
