@@ -424,6 +424,7 @@ impl ClientBuilder {
             counters: Counters::default(),
             limiter,
             budget,
+            breaker: Default::default(),
             api_key: api_key.clone(),
         });
         let exchange = KeyExchange {

@@ -69,6 +69,21 @@ pub enum Error {
     /// The arguments were rejected before any request was sent.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// Not sent: the API has refused every request for a while (`429`, `5xx` or no answer)
+    /// and the retry budget is spent, so calls fail at once until a probe gets an answer.
+    #[error(
+        "{operation}: not sent: the API has refused every request for {} s{}; waiting for it to recover",
+        refusing_for.as_secs(),
+        last_status.map(|s| format!(" (last: {s})")).unwrap_or_default()
+    )]
+    Refusing {
+        /// The operation id, such as `get_telemetry`.
+        operation: &'static str,
+        /// How long the API has refused everything.
+        refusing_for: std::time::Duration,
+        /// The status it last refused with, if it answered at all.
+        last_status: Option<StatusCode>,
+    },
     /// A list could not be read whole: it shifted by more than the pager could repair while
     /// it was read, or the server ignores the paging parameters (full pages of nothing new).
     /// Nothing was delivered twice; what was delivered is not the whole list.
@@ -198,7 +213,7 @@ impl Error {
     /// ```
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Timeout { .. } | Error::Transport(_) => true,
+            Error::Timeout { .. } | Error::Transport(_) | Error::Refusing { .. } => true,
             Error::Api(e) => is_retryable_status(e.status),
             Error::ResponseTooLarge { .. }
             | Error::Auth(_)
@@ -213,6 +228,7 @@ impl Error {
         match self {
             Error::Api(e) => Some(e.status),
             Error::Auth(e) => e.status,
+            Error::Refusing { last_status, .. } => *last_status,
             _ => None,
         }
     }

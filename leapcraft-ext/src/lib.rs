@@ -35,6 +35,7 @@
 // one request pipeline and how the generated client reaches it, the client, then the API
 // families.
 mod auth;
+mod breaker;
 mod client;
 mod error;
 mod exchange;

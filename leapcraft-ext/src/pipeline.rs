@@ -24,10 +24,13 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::auth::{Token, TokenCache, Verdict};
+use crate::breaker::{self, Breaker};
 use crate::error::{Error, Redact, error_chain};
 use crate::rate_limit::RateLimiter;
-use crate::response::{Buffered, ReadError, retry_after};
-use crate::retry::{Action, Facts, Observed, RetryPolicy, SUCCESS_REWARD, Unanswered, decide};
+use crate::response::{Buffered, ReadError, is_retryable_status, retry_after};
+use crate::retry::{
+    Action, Facts, Observed, RETRY_COST, RetryPolicy, SUCCESS_REWARD, Unanswered, decide,
+};
 use crate::retry_budget::RetryBudget;
 use crate::sleep::Sleep;
 use crate::stats::Counters;
@@ -56,6 +59,8 @@ pub(crate) struct Pipeline {
     pub limiter: RateLimiter,
     /// What retries may still spend, for every clone.
     pub budget: RetryBudget,
+    /// Fails calls at once while the API refuses everything, for every clone.
+    pub breaker: Breaker,
     /// Redacted from anything an error quotes.
     pub api_key: Arc<SecretString>,
 }
@@ -159,6 +164,14 @@ impl Pipeline {
             .into());
         }
         loop {
+            if let Err(open) = self.breaker.admit() {
+                return Err(Error::Refusing {
+                    operation: call.operation,
+                    refusing_for: open.refusing_for,
+                    last_status: open.last_status.and_then(|s| StatusCode::from_u16(s).ok()),
+                }
+                .into());
+            }
             progress.attempts += 1;
             let (outcome, token) = self.try_attempt(call, deadline, progress.attempts).await?;
             let observed = match &outcome {
@@ -173,6 +186,16 @@ impl Pipeline {
                 Observed::Failure(_) => None,
             };
             progress.status = status;
+            self.breaker.record(match observed {
+                Observed::Status { status, .. } if !is_retryable_status(status) => {
+                    breaker::Outcome::Answered
+                }
+                Observed::Failure(kind) if !kind.is_retryable() => breaker::Outcome::Answered,
+                _ => breaker::Outcome::Refused {
+                    status: status.map(|s| s.as_u16()),
+                    budget_spent: self.budget.left() < RETRY_COST,
+                },
+            });
             let facts = Facts {
                 observed,
                 attempts: progress.attempts,
