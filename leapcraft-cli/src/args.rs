@@ -97,10 +97,11 @@ pub struct ConnectionArgs {
           value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_attempts: u32,
 
-    /// The longest wait, in seconds, honoured when the server asks to retry later.
-    #[arg(long, global = true, default_value_t = 30.0, value_name = "SECONDS",
-          value_parser = values::seconds)]
-    pub max_retry_wait: f64,
+    /// The longest wait honoured when the server asks to retry later (a number of seconds,
+    /// or such as 500ms, 30s, 2m).
+    #[arg(long, global = true, default_value = "30s", value_name = "DURATION",
+          value_parser = values::duration)]
+    pub max_retry_wait: std::time::Duration,
 
     /// At most this many requests a second (a fixed limit). Without it the client finds the
     /// API's pace by itself: it slows down when answered `429` and speeds up again after.

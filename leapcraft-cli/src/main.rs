@@ -9,6 +9,8 @@
 //! a token.
 
 #![deny(missing_docs)]
+// Only `output` and the final report (`error::report`) write to the terminal.
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
 mod args;
 mod chart;
@@ -125,7 +127,7 @@ impl Api {
             .retry_policy(
                 RetryPolicy::default()
                     .with_max_attempts(settings.max_attempts)
-                    .with_max_retry_after(Duration::from_secs_f64(settings.max_retry_wait)),
+                    .with_max_retry_after(settings.max_retry_wait),
             );
         if let Some(rate) = settings.max_rps {
             builder = builder.max_requests_per_second(rate);

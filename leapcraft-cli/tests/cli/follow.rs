@@ -172,7 +172,9 @@ fn the_interval_has_a_minimum() {
         .args(["notifications", "--follow", "--interval", "0.05"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("from 1 to 86400"));
+        .stderr(predicate::str::contains(
+            "shorter than the minimum interval, 1s",
+        ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,6 +4,7 @@
 mod support;
 
 mod basics;
+mod ergonomics;
 mod exits;
 mod export;
 mod follow;
