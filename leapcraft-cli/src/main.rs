@@ -15,6 +15,7 @@ mod chart;
 mod commands;
 mod error;
 mod output;
+mod poll;
 mod progress;
 mod sanitize;
 mod serve;
