@@ -124,8 +124,8 @@ async fn count_new_notifications(client: &Client, store: &Store) -> Result<(), E
 }
 
 fn warn(what: &str, e: &Error) {
-    eprintln!(
-        "leapcraft serve: {what}: {}",
+    tracing::warn!(
+        "{what}: {}",
         crate::sanitize::for_terminal(&crate::error::one_line(&e.to_string()))
     );
 }
