@@ -35,6 +35,7 @@
 // one request pipeline and how the generated client reaches it, the client, then the API
 // families.
 mod auth;
+mod breaker;
 mod client;
 mod error;
 mod exchange;
@@ -53,6 +54,7 @@ mod cursor;
 mod devices;
 mod ids;
 mod kinds;
+mod lenient;
 mod notifications;
 mod paging;
 mod telemetry;

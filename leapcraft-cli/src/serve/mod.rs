@@ -54,7 +54,7 @@ pub async fn run(client: &Client, args: ServeArgs) -> Result<(), Failure> {
         client: client.clone(),
         last_size: Arc::default(),
     });
-    tracing::info!("leapcraft serve: listening on http://{addr}/metrics");
+    tracing::info!("listening on http://{addr}/metrics");
     let server = axum::serve(listener, app)
         .with_graceful_shutdown(cancel.clone().cancelled_owned())
         .into_future();
@@ -65,7 +65,7 @@ pub async fn run(client: &Client, args: ServeArgs) -> Result<(), Failure> {
     let (served, ()) = tokio::join!(server, stop);
     let _ = poller.await;
     served.map_err(|e| Failure::Other(format!("the HTTP server failed: {e}")))?;
-    tracing::info!("leapcraft serve: stopped");
+    tracing::info!("stopped");
     Ok(())
 }
 

@@ -4,8 +4,10 @@
 mod support;
 
 mod basics;
+mod ergonomics;
 mod exits;
 mod export;
 mod follow;
+mod logs;
 mod safety;
 mod serve;
