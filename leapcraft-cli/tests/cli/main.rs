@@ -7,5 +7,6 @@ mod basics;
 mod exits;
 mod export;
 mod follow;
+mod real_account;
 mod safety;
 mod serve;
