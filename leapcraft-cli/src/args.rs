@@ -1,7 +1,7 @@
 //! The command line: global options, and the subcommands (each defined with the command
 //! that runs it, in [`crate::commands`]).
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::commands::completions::CompletionsArgs;
 use crate::commands::devices::{DeviceArgs, DevicesArgs};
@@ -13,6 +13,9 @@ use crate::commands::things::ThingsArgs;
 use crate::commands::topologies::TopologyArgs;
 use crate::output::Format;
 use crate::values;
+
+/// The heading of the options every subcommand takes, apart from its own in `--help`.
+const GLOBAL: &str = "Global options";
 
 /// `leapcraft`: devices, telemetry, topologies, notifications and things of a Leapcraft
 /// account, from the command line.
@@ -39,15 +42,20 @@ pub struct Cli {
     #[command(flatten)]
     pub connection: ConnectionArgs,
 
+    /// How much is logged on stderr, and in which form.
+    #[command(flatten)]
+    pub logs: LogArgs,
+
     /// Output format. In CSV, a cell a spreadsheet would run as a formula (it starts with
     /// =, +, -, @, a tab or a carriage return and is not a number) gets a leading ', so that
     /// it shows as text.
-    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table,
+          help_heading = GLOBAL)]
     pub format: Format,
 
     /// Write CSV cells exactly as received, formulas included: for CSV read by programs
     /// only, never opened in a spreadsheet.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub raw_csv: bool,
 
     /// What to do.
@@ -57,6 +65,7 @@ pub struct Cli {
 
 /// Where the API is and how to call it.
 #[derive(Debug, Args)]
+#[command(next_help_heading = GLOBAL)]
 pub struct ConnectionArgs {
     /// Base URL of the API.
     #[arg(
@@ -88,10 +97,11 @@ pub struct ConnectionArgs {
           value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_attempts: u32,
 
-    /// The longest wait, in seconds, honoured when the server asks to retry later.
-    #[arg(long, global = true, default_value_t = 30.0, value_name = "SECONDS",
-          value_parser = values::seconds)]
-    pub max_retry_wait: f64,
+    /// The longest wait honoured when the server asks to retry later (a number of seconds,
+    /// or such as 500ms, 30s, 2m).
+    #[arg(long, global = true, default_value = "30s", value_name = "DURATION",
+          value_parser = values::duration)]
+    pub max_retry_wait: std::time::Duration,
 
     /// At most this many requests a second (a fixed limit). Without it the client finds the
     /// API's pace by itself: it slows down when answered `429` and speeds up again after.
@@ -104,6 +114,32 @@ pub struct ConnectionArgs {
     pub allow_insecure_http: bool,
 }
 
+/// How much is logged, and in which form.
+#[derive(Debug, Args)]
+#[command(next_help_heading = GLOBAL)]
+pub struct LogArgs {
+    /// Log more on stderr: -v info, -vv debug (a line per request), -vvv trace.
+    #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Log errors only, even for serve and --follow.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// The form of log lines: text, or one JSON object a line.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, value_name = "FORM")]
+    pub log_format: LogFormat,
+}
+
+/// The form of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Readable lines: time, level, where, message and fields.
+    Text,
+    /// One JSON object a line, its fields (and its span's, such as a request's) included.
+    Json,
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -112,6 +148,17 @@ pub enum Command {
     Api(ApiCommand),
     /// Print a completion script for bash, zsh, fish, powershell or elvish.
     Completions(CompletionsArgs),
+}
+
+impl Command {
+    /// Whether the command runs until stopped (a service, a follower) rather than once.
+    pub fn runs_until_stopped(&self) -> bool {
+        match self {
+            Self::Api(ApiCommand::Serve(_)) => true,
+            Self::Api(ApiCommand::Notifications(args)) => args.follow,
+            Self::Api(_) | Self::Completions(_) => false,
+        }
+    }
 }
 
 /// The subcommands that call the API.

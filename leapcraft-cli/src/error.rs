@@ -118,7 +118,9 @@ impl Failure {
 }
 
 /// Prints `text` on stderr as one line, `leapcraft: ` first, with what came from the server
-/// unable to act on the terminal.
+/// unable to act on the terminal. With [`crate::output`], the only writer of the terminal:
+/// everything else goes through `tracing`.
+#[allow(clippy::print_stderr)]
 pub fn report(text: &str) {
     eprintln!("leapcraft: {}", for_terminal(&one_line(text)));
 }

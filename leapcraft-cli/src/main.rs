@@ -9,12 +9,16 @@
 //! a token.
 
 #![deny(missing_docs)]
+// Only `output` and the final report (`error::report`) write to the terminal.
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
 mod args;
 mod chart;
 mod commands;
 mod error;
+mod logging;
 mod output;
+mod poll;
 mod progress;
 mod sanitize;
 mod serve;
@@ -35,6 +39,10 @@ use crate::output::Output;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(failure) = logging::init(&cli.logs, cli.command.runs_until_stopped()) {
+        report(&failure.message());
+        return failure.exit_code();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -120,7 +128,7 @@ impl Api {
             .retry_policy(
                 RetryPolicy::default()
                     .with_max_attempts(settings.max_attempts)
-                    .with_max_retry_after(Duration::from_secs_f64(settings.max_retry_wait)),
+                    .with_max_retry_after(settings.max_retry_wait),
             );
         if let Some(rate) = settings.max_rps {
             builder = builder.max_requests_per_second(rate);

@@ -301,6 +301,14 @@ impl<W: Write> Streamer<'_, W> {
     }
 }
 
+/// Prints `bytes` on stdout as they are: a document made whole elsewhere (a completion
+/// script, a man page).
+pub fn print_bytes(bytes: &[u8]) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(bytes)?;
+    out.flush()
+}
+
 /// A cell for an optional value: empty when absent.
 pub fn opt<T: ToString>(value: Option<T>) -> String {
     value.map(|v| v.to_string()).unwrap_or_default()

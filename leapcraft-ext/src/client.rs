@@ -128,7 +128,31 @@ impl Client {
         operation: &'static str,
         send: impl AsyncFnOnce(&leapcraft_api::Client) -> Result<ResponseValue<T>, GeneratedError>,
     ) -> Result<T, Error> {
-        self.route.call(operation, send).await
+        self.route.call(operation, None, send).await
+    }
+
+    /// As [`call`](Self::call), for a request whose answer can be at most `items` items
+    /// long: a body larger than such an answer could need is refused as it arrives.
+    pub(crate) async fn call_for_items<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        items: u64,
+        send: impl AsyncFnOnce(&leapcraft_api::Client) -> Result<ResponseValue<T>, GeneratedError>,
+    ) -> Result<T, Error> {
+        let limit = crate::response::limit_for_items(items);
+        self.route.call(operation, Some(limit), send).await
+    }
+
+    /// As [`call_for_items`](Self::call_for_items), for a list: a record that cannot be read
+    /// is skipped (with a warning), the others are kept.
+    pub(crate) async fn list<I: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        items: u64,
+        send: impl AsyncFnOnce(&leapcraft_api::Client) -> Result<ResponseValue<Vec<I>>, GeneratedError>,
+    ) -> Result<Vec<I>, Error> {
+        let limit = crate::response::limit_for_items(items);
+        self.route.call_list(operation, Some(limit), send).await
     }
 }
 
@@ -400,6 +424,7 @@ impl ClientBuilder {
             counters: Counters::default(),
             limiter,
             budget,
+            breaker: Default::default(),
             api_key: api_key.clone(),
         });
         let exchange = KeyExchange {

@@ -20,7 +20,7 @@
 //! | devices | [`Client::devices`] (a [`Pager`]), [`Client::device`] |
 //! | telemetry | [`Client::telemetry`] with a [`TelemetryQuery`], [`Client::latest`] |
 //! | many devices | [`Client::latest_many`], [`Client::latest_for_all_devices`] |
-//! | live | [`Client::watch_latest`], [`Client::follow_notifications`] |
+//! | live | [`Client::watch_latest`], [`Client::follow_notifications`], [`NotificationCursor`] |
 //! | topologies | [`Client::topologies`], [`Client::topology`] |
 //! | notifications | [`Client::notifications`], [`Client::device_notifications`] |
 //! | things | [`Client::things`] |
@@ -35,6 +35,7 @@
 // one request pipeline and how the generated client reaches it, the client, then the API
 // families.
 mod auth;
+mod breaker;
 mod client;
 mod error;
 mod exchange;
@@ -49,9 +50,11 @@ mod task;
 mod transport;
 
 mod bulk;
+mod cursor;
 mod devices;
 mod ids;
 mod kinds;
+mod lenient;
 mod notifications;
 mod paging;
 mod telemetry;
@@ -65,6 +68,7 @@ mod watch;
 pub struct ReadmeDoctests;
 
 pub use bulk::DEFAULT_CONCURRENCY;
+pub use cursor::{MAX_PAGES_PER_POLL, NotificationCursor};
 pub use devices::{DEFAULT_DEVICE_PAGE_SIZE, Device};
 pub use ids::{GatewayId, PhysicalId};
 pub use kinds::{DeviceKind, NotificationCategory};

@@ -24,10 +24,13 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::auth::{Token, TokenCache, Verdict};
+use crate::breaker::{self, Breaker};
 use crate::error::{Error, Redact, error_chain};
 use crate::rate_limit::RateLimiter;
-use crate::response::{Buffered, ReadError, retry_after};
-use crate::retry::{Action, Facts, Observed, RetryPolicy, SUCCESS_REWARD, Unanswered, decide};
+use crate::response::{Buffered, ReadError, is_retryable_status, retry_after};
+use crate::retry::{
+    Action, Facts, Observed, RETRY_COST, RetryPolicy, SUCCESS_REWARD, Unanswered, decide,
+};
 use crate::retry_budget::RetryBudget;
 use crate::sleep::Sleep;
 use crate::stats::Counters;
@@ -56,6 +59,8 @@ pub(crate) struct Pipeline {
     pub limiter: RateLimiter,
     /// What retries may still spend, for every clone.
     pub budget: RetryBudget,
+    /// Fails calls at once while the API refuses everything, for every clone.
+    pub breaker: Breaker,
     /// Redacted from anything an error quotes.
     pub api_key: Arc<SecretString>,
 }
@@ -68,6 +73,8 @@ pub(crate) struct Call<'a> {
     pub tokens: Option<&'a TokenCache>,
     /// The request may be sent again without harm.
     pub idempotent: bool,
+    /// A lower body limit than the client's, for a request whose answer cannot need more.
+    pub max_body: Option<usize>,
 }
 
 /// How a call failed: the error, and the final response when there was one.
@@ -157,6 +164,14 @@ impl Pipeline {
             .into());
         }
         loop {
+            if let Err(open) = self.breaker.admit() {
+                return Err(Error::Refusing {
+                    operation: call.operation,
+                    refusing_for: open.refusing_for,
+                    last_status: open.last_status.and_then(|s| StatusCode::from_u16(s).ok()),
+                }
+                .into());
+            }
             progress.attempts += 1;
             let (outcome, token) = self.try_attempt(call, deadline, progress.attempts).await?;
             let observed = match &outcome {
@@ -171,6 +186,16 @@ impl Pipeline {
                 Observed::Failure(_) => None,
             };
             progress.status = status;
+            self.breaker.record(match observed {
+                Observed::Status { status, .. } if !is_retryable_status(status) => {
+                    breaker::Outcome::Answered
+                }
+                Observed::Failure(kind) if !kind.is_retryable() => breaker::Outcome::Answered,
+                _ => breaker::Outcome::Refused {
+                    status: status.map(|s| s.as_u16()),
+                    budget_spent: self.budget.left() < RETRY_COST,
+                },
+            });
             let facts = Facts {
                 observed,
                 attempts: progress.attempts,
@@ -185,7 +210,7 @@ impl Pipeline {
                         self.budget
                             .refill(progress.retry_cost.unwrap_or(SUCCESS_REWARD));
                     }
-                    return self.finish(call.operation, outcome, token, progress);
+                    return self.finish(call, outcome, token, progress);
                 }
                 Action::OutOfBudget => {
                     tracing::warn!(
@@ -194,7 +219,7 @@ impl Pipeline {
                         status = status.map(|s| s.as_u16()),
                         "not retrying: the client's retry budget is spent (too many failures lately)"
                     );
-                    return self.finish(call.operation, outcome, token, progress);
+                    return self.finish(call, outcome, token, progress);
                 }
                 Action::Retry { wait, cost } => {
                     self.budget.spend(cost);
@@ -287,9 +312,10 @@ impl Pipeline {
         );
         let started = Instant::now();
         let outcome = self
-            .read_response(request, attempt_deadline)
+            .read_response(request, self.max_body_of(call), attempt_deadline)
             .instrument(span.clone())
             .await;
+        let outcome = outcome.map(|response| repair_text(call.operation, response));
         let status = outcome.as_ref().ok().map(|r| r.status);
         if let Some(status) = status {
             span.record("http.response.status_code", status.as_u16());
@@ -317,10 +343,17 @@ impl Pipeline {
         outcome
     }
 
-    /// Sends `request` and reads its body, cut at `deadline`.
+    /// The body limit of `call`.
+    fn max_body_of(&self, call: &Call<'_>) -> usize {
+        call.max_body
+            .map_or(self.max_body, |m| m.min(self.max_body))
+    }
+
+    /// Sends `request` and reads its body, up to `max_body` bytes, cut at `deadline`.
     async fn read_response(
         &self,
         request: reqwest::Request,
+        max_body: usize,
         deadline: Option<Instant>,
     ) -> Result<Buffered, AttemptFailure> {
         let attempt = async {
@@ -329,7 +362,7 @@ impl Pipeline {
                 .execute(request)
                 .await
                 .map_err(AttemptFailure::of)?;
-            Buffered::read(response, self.max_body)
+            Buffered::read(response, max_body)
                 .await
                 .map_err(|e| match e {
                     ReadError::TooLarge => AttemptFailure::ours(Unanswered::TooLarge),
@@ -344,12 +377,12 @@ impl Pipeline {
     /// The call's outcome, from its last attempt.
     fn finish(
         &self,
-        operation: &'static str,
+        call: &Call<'_>,
         outcome: Result<Buffered, AttemptFailure>,
         token: Option<Arc<Token>>,
         progress: &Progress,
     ) -> Result<Buffered, CallFailure> {
-        let attempts = progress.attempts;
+        let (operation, attempts) = (call.operation, progress.attempts);
         match outcome {
             Ok(response) if response.status.is_success() => Ok(response),
             Ok(response) => {
@@ -372,7 +405,7 @@ impl Pipeline {
             Err(failure) => Err(CallFailure::from(match (failure.kind, failure.error) {
                 (Unanswered::TooLarge, _) => Error::ResponseTooLarge {
                     operation,
-                    limit: self.max_body as u64,
+                    limit: self.max_body_of(call) as u64,
                 },
                 (_, Some(error)) => Error::from_reqwest(operation, attempts, error),
                 (_, None) => timeout(operation, attempts),
@@ -410,4 +443,23 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }
+}
+
+/// A successful response whose text is repaired where it is not valid (see
+/// [`crate::lenient::repair_text`]), with a warning when anything was.
+fn repair_text(operation: &'static str, mut response: Buffered) -> Buffered {
+    if !response.status.is_success() {
+        return response;
+    }
+    let (text, repairs) = crate::lenient::repair_text(&response.body);
+    if repairs > 0 {
+        let text = bytes::Bytes::from(text.into_owned());
+        tracing::warn!(
+            operation,
+            repairs,
+            "{operation}: {repairs} invalid character(s) in the response replaced by U+FFFD"
+        );
+        response.body = text;
+    }
+    response
 }

@@ -1,7 +1,7 @@
 //! Polling streams: new readings of a set of devices, new notifications. Both poll at an
 //! interval on tokio's timer and stop when dropped.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -9,7 +9,7 @@ use futures::stream::BoxStream;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use crate::bulk::DEFAULT_CONCURRENCY;
-use crate::notifications::MAX_NOTIFICATION_PAGE_SIZE;
+use crate::cursor::NotificationCursor;
 use crate::{Client, Error, Notification, PhysicalId, Reading};
 
 fn interval(every: Duration) -> Interval {
@@ -99,13 +99,11 @@ impl Client {
     /// Polls the notifications (of one device, or all) every `every` and yields each new one
     /// once, oldest first. Those that exist when the stream starts are not yielded.
     ///
-    /// The API lists notifications newest first. Each poll reads from the top, 50 at a time,
-    /// until it meets one it has already seen: new ones are those above it. Notifications
-    /// that arrive while a poll pages (and push the list down) are merged by id, never
-    /// reported twice, and shown by the next poll. Only the ids at the top of the list, where
-    /// the next poll can meet them, are remembered, so memory stays bounded however long the
-    /// stream runs. A poll reads at most 10,000 notifications: of a larger burst between two
-    /// polls, the newest 10,000 are yielded.
+    /// Each poll is a [`NotificationCursor::poll`]: new notifications are told by identity,
+    /// not position, so notifications that arrive while a poll pages, or that are deleted,
+    /// neither repeat nor hide others; memory stays bounded however long the stream runs. A
+    /// poll reads at most 10,000 notifications: of a larger burst between two polls, the
+    /// newest 10,000 are yielded.
     ///
     /// A failed poll is yielded as an error once per streak of failures (again only if a
     /// different kind of failure follows), and polling goes on, waiting twice as long after
@@ -127,22 +125,47 @@ impl Client {
         device: Option<PhysicalId>,
         every: Duration,
     ) -> BoxStream<'static, Result<Notification, Error>> {
+        let cursor = match device {
+            Some(device) => NotificationCursor::for_device(device),
+            None => NotificationCursor::new(),
+        };
+        self.follow_notifications_from(cursor, every)
+    }
+
+    /// As [`follow_notifications`](Self::follow_notifications), from `cursor`: with
+    /// [`NotificationCursor::with_backlog`], the newest few come first.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use futures::StreamExt;
+    /// use leapcraft_ext::NotificationCursor;
+    /// # async fn run(client: leapcraft_ext::Client) {
+    /// let cursor = NotificationCursor::new().with_backlog(3);
+    /// let mut alerts = client.follow_notifications_from(cursor, Duration::from_secs(30));
+    /// while let Some(alert) = alerts.next().await {
+    ///     println!("{:?}", alert.map(|a| a.message));
+    /// }
+    /// # }
+    /// ```
+    pub fn follow_notifications_from(
+        &self,
+        cursor: NotificationCursor,
+        every: Duration,
+    ) -> BoxStream<'static, Result<Notification, Error>> {
         struct State {
             client: Client,
-            device: Option<PhysicalId>,
             every: Duration,
             next_poll: Option<Instant>,
-            top: Option<HashSet<i64>>,
+            cursor: NotificationCursor,
             failures: u32,
             last_failure: Option<ErrorClass>,
             ready: VecDeque<Result<Notification, Error>>,
         }
         let state = State {
             client: self.clone(),
-            device,
             every,
             next_poll: None,
-            top: None,
+            cursor,
             failures: 0,
             last_failure: None,
             ready: VecDeque::new(),
@@ -156,18 +179,8 @@ impl Client {
                     tokio::time::sleep_until(at).await;
                 }
                 let started = Instant::now();
-                let (client, device) = (&state.client, &state.device);
-                let page = |offset: u64| {
-                    client
-                        .notifications_of(device.clone())
-                        .page_size(MAX_NOTIFICATION_PAGE_SIZE)
-                        .skip(offset)
-                        .max_items(MAX_NOTIFICATION_PAGE_SIZE as usize)
-                        .collect()
-                };
-                match poll_notifications(page, state.top.as_ref()).await {
-                    Ok((new, top)) => {
-                        state.top = Some(top);
+                match state.cursor.poll(&state.client).await {
+                    Ok(new) => {
                         state.ready.extend(new.into_iter().map(Ok));
                         state.failures = 0;
                         state.last_failure = None;
@@ -192,9 +205,6 @@ impl Client {
 /// The longest wait between two polls after failures, unless the interval is longer.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
-/// The most pages one poll of the notifications reads.
-const MAX_PAGES_PER_POLL: usize = 200;
-
 /// The wait before the next poll after `failures` failed polls in a row: the interval,
 /// doubled for each failure, at most [`MAX_BACKOFF`] (or the interval, if longer).
 fn backoff(every: Duration, failures: u32) -> Duration {
@@ -214,175 +224,9 @@ impl ErrorClass {
     }
 }
 
-/// One poll: reads the list from the top, a page of 50 at a time from `page(offset)`, until
-/// it meets an id of `top` (the ids at the top of the list at the last poll; `None` on the
-/// first poll, which reads one page only). Returns the new notifications, oldest first, and
-/// the ids now at the top.
-async fn poll_notifications<F, Fut>(
-    mut page: F,
-    top: Option<&HashSet<i64>>,
-) -> Result<(Vec<Notification>, HashSet<i64>), Error>
-where
-    F: FnMut(u64) -> Fut,
-    Fut: Future<Output = Result<Vec<Notification>, Error>>,
-{
-    let size = MAX_NOTIFICATION_PAGE_SIZE as usize;
-    let mut window = Window::default();
-    for k in 0..MAX_PAGES_PER_POLL {
-        let found = page((k * size) as u64).await?;
-        let full = found.len() >= size;
-        let met_known = window.add_page(found, top);
-        if met_known || !full || top.is_none() {
-            break;
-        }
-    }
-    Ok(window.finish(top))
-}
-
-/// The notifications one poll has read, in list order (newest first), each id once.
-#[derive(Debug, Default)]
-struct Window {
-    items: Vec<Notification>,
-    ids: HashSet<i64>,
-}
-
-impl Window {
-    /// Adds a page; an item already read this poll (pushed down onto this page by a newer
-    /// one) is skipped. Returns whether the page holds an id of `top`.
-    fn add_page(&mut self, page: Vec<Notification>, top: Option<&HashSet<i64>>) -> bool {
-        let mut met_known = false;
-        for n in page {
-            met_known |= top.is_some_and(|top| top.contains(&n.id));
-            if self.ids.insert(n.id) {
-                self.items.push(n);
-            }
-        }
-        met_known
-    }
-
-    /// The new notifications (those above the first one of `top`), oldest first, and the
-    /// ids read, which are the top of the list for the next poll.
-    fn finish(self, top: Option<&HashSet<i64>>) -> (Vec<Notification>, HashSet<i64>) {
-        let Some(top) = top else {
-            return (Vec::new(), self.ids);
-        };
-        let mut items = self.items;
-        let boundary = items
-            .iter()
-            .position(|n| top.contains(&n.id))
-            .unwrap_or(items.len());
-        items.truncate(boundary);
-        items.reverse();
-        (items, self.ids)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A notification list, newest first, as the API pages it.
-    #[derive(Default)]
-    struct List {
-        newest_first: VecDeque<i64>,
-        next_id: i64,
-    }
-
-    impl List {
-        fn raise(&mut self, n: usize) -> Vec<i64> {
-            (0..n)
-                .map(|_| {
-                    self.next_id += 1;
-                    self.newest_first.push_front(self.next_id);
-                    self.next_id
-                })
-                .collect()
-        }
-
-        fn page(&self, offset: u64) -> Vec<Notification> {
-            self.newest_first
-                .iter()
-                .skip(offset as usize)
-                .take(MAX_NOTIFICATION_PAGE_SIZE as usize)
-                .map(|&id| notification(id))
-                .collect()
-        }
-    }
-
-    fn notification(id: i64) -> Notification {
-        serde_json::from_value(serde_json::json!({ "id": id })).unwrap()
-    }
-
-    /// One poll of `list`; `raise_per_page` notifications arrive before each page request.
-    fn poll(
-        list: &mut List,
-        top: Option<&HashSet<i64>>,
-        raise_per_page: usize,
-    ) -> (Vec<i64>, HashSet<i64>) {
-        let list = std::cell::RefCell::new(list);
-        let page = |offset| {
-            let mut list = list.borrow_mut();
-            list.raise(raise_per_page);
-            std::future::ready(Ok(list.page(offset)))
-        };
-        let (new, top) = futures::executor::block_on(poll_notifications(page, top)).unwrap();
-        (new.iter().map(|n| n.id).collect(), top)
-    }
-
-    #[test]
-    fn each_new_notification_once_while_the_list_shifts_under_the_pages() {
-        let mut list = List::default();
-        list.raise(120);
-        let (first, mut top) = poll(&mut list, None, 0);
-        assert!(first.is_empty(), "the first poll only learns what exists");
-
-        let mut yielded = Vec::new();
-        let mut raised = Vec::new();
-        // Bursts larger than a page, and one notification arriving before every page request.
-        for burst in [0, 3, 49, 50, 51, 170, 1] {
-            raised.extend(list.raise(burst));
-            let (new, next_top) = poll(&mut list, Some(&top), 1);
-            yielded.extend(new);
-            top = next_top;
-        }
-        // What arrived during the last poll is shown by the next one.
-        let (new, _) = poll(&mut list, Some(&top), 0);
-        yielded.extend(new);
-        let all_new: Vec<i64> = (121..=list.next_id).collect();
-        assert_eq!(yielded, all_new, "each once, oldest first, none lost");
-        assert!(raised.iter().all(|id| yielded.contains(id)));
-    }
-
-    #[test]
-    fn memory_stays_bounded_over_many_polls() {
-        let mut list = List::default();
-        list.raise(10);
-        let (_, mut top) = poll(&mut list, None, 0);
-        let mut count = 0;
-        for _ in 0..2_000 {
-            list.raise(7);
-            let (new, next_top) = poll(&mut list, Some(&top), 0);
-            count += new.len();
-            top = next_top;
-            assert!(
-                top.len() <= 2 * MAX_NOTIFICATION_PAGE_SIZE as usize,
-                "{}",
-                top.len()
-            );
-        }
-        assert_eq!(count, 14_000);
-    }
-
-    #[test]
-    fn a_poll_reads_a_bounded_number_of_pages() {
-        let mut list = List::default();
-        let (_, top) = poll(&mut list, None, 0);
-        list.raise(MAX_PAGES_PER_POLL * 50 + 500);
-        let (new, top) = poll(&mut list, Some(&top), 0);
-        assert_eq!(new.len(), MAX_PAGES_PER_POLL * 50, "the newest ones");
-        assert_eq!(new.last(), Some(&list.next_id));
-        assert_eq!(top.len(), new.len());
-    }
 
     #[test]
     fn failed_polls_back_off() {

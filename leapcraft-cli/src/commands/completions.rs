@@ -1,11 +1,10 @@
 //! `completions`: a shell completion script, printed on stdout.
 
-use std::io::{self, Write};
-
 use clap::Args;
 use clap_complete::Shell;
 
 use crate::error::Failure;
+use crate::output;
 
 /// `completions`.
 #[derive(Debug, Args)]
@@ -24,8 +23,6 @@ pub fn print(args: CompletionsArgs, mut command: clap::Command) -> Result<(), Fa
     // Into memory first: the generators panic on a failed write (`| head`).
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut command, "leapcraft", &mut script);
-    let mut out = io::stdout().lock();
-    out.write_all(&script)?;
-    out.flush()?;
+    output::print_bytes(&script)?;
     Ok(())
 }

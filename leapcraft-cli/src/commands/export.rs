@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use clap::Args;
 use futures::{StreamExt, TryStreamExt};
-use leapcraft_ext::{Client, PhysicalId, Reading, TelemetryQuery, Timestamp};
+use leapcraft_ext::{Client, PhysicalId, Reading, Timestamp};
 use serde_json::{Map, Value, json};
 
 use crate::commands::device_failures;
-use crate::commands::telemetry::ResolutionArg;
+use crate::commands::telemetry::{self, ResolutionArg};
 use crate::error::{Failure, is_auth, report};
 use crate::output::Output;
 use crate::sanitize::for_spreadsheet;
@@ -39,11 +39,12 @@ pub struct ExportArgs {
     /// The resolution of the averages.
     #[arg(long, value_enum, value_name = "RESOLUTION")]
     pub averages: ResolutionArg,
-    /// Start of the range, such as `2026-03-01`.
-    #[arg(long, value_name = "DATE", value_parser = values::timestamp)]
+    /// Start of the range: such as 2026-03-01, 2026-03-01T08:00:00Z, 24h or 7d (ago),
+    /// yesterday, today, now.
+    #[arg(long, value_name = "TIME", value_parser = values::timestamp)]
     pub from: Timestamp,
-    /// End of the range.
-    #[arg(long, value_name = "DATE", value_parser = values::timestamp)]
+    /// End of the range, in the same forms.
+    #[arg(long, value_name = "TIME", value_parser = values::timestamp)]
     pub to: Timestamp,
     /// Only this device (repeat for several); without it, every device of the account.
     #[arg(long = "device", value_name = "PHYSICAL_ID")]
@@ -101,7 +102,7 @@ struct Tally {
 /// `export`.
 pub async fn run(client: &Client, args: ExportArgs, out: &Output) -> Result<(), Failure> {
     let format = FileFormat::of(&args.out)?;
-    let query = TelemetryQuery::averages(args.averages.resolution(), args.from, args.to)?;
+    let query = telemetry::averages(args.averages, args.from, args.to)?;
     let neutralise = out.neutralise_formulas;
     let mut file = ExportFile::resume(&args.out, format)?;
     let already = file.held.len();

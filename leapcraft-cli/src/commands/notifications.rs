@@ -7,7 +7,7 @@ use clap::Args;
 use futures::{StreamExt, TryStreamExt};
 use leapcraft_ext::{Client, Notification, PhysicalId};
 
-use crate::error::{Failure, is_auth, report};
+use crate::error::{Failure, is_auth};
 use crate::output::{Format, Output, Records, opt};
 use crate::{progress, values};
 
@@ -32,10 +32,11 @@ pub struct NotificationsArgs {
     /// later; an authentication failure ends the command.
     #[arg(long, conflicts_with_all = ["all", "offset"])]
     pub follow: bool,
-    /// Seconds between two polls with `--follow` (at least 1).
-    #[arg(long, default_value_t = 10.0, value_name = "SECONDS", requires = "follow",
-          value_parser = values::poll_interval)]
-    pub interval: f64,
+    /// Time between two polls with `--follow` (a number of seconds, or such as 30s, 5m; at
+    /// least 1s).
+    #[arg(long, default_value = "10s", value_name = "DURATION", requires = "follow",
+          value_parser = values::interval)]
+    pub interval: Duration,
 }
 
 const COLUMNS: &[&str] = &["id", "physical_id", "category", "created_at", "message"];
@@ -80,7 +81,7 @@ pub async fn run(client: &Client, args: NotificationsArgs, out: &Output) -> Resu
 /// `notifications --follow`: until Ctrl-C, which ends the command with what was printed
 /// flushed, and exit code 0.
 async fn follow(client: &Client, args: NotificationsArgs, out: &Output) -> Result<(), Failure> {
-    let every = Duration::from_secs_f64(args.interval);
+    let every = args.interval;
     let device = args.device.map(PhysicalId::from);
     let mut stream = client.follow_notifications(device, every);
     let mut streamer = out.streamer(io::stdout());
@@ -100,7 +101,7 @@ async fn follow(client: &Client, args: NotificationsArgs, out: &Output) -> Resul
                 Some(Err(e)) if is_auth(&e) => return Err(e.into()),
                 // The first failure of a streak (the stream reports no more until a poll
                 // succeeds): say so, keep following.
-                Some(Err(e)) => report(&format!("{e} (polling goes on)")),
+                Some(Err(e)) => tracing::warn!("{e} (polling goes on)"),
             }
         }
     }

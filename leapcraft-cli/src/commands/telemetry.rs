@@ -21,11 +21,11 @@ pub struct TelemetryArgs {
     /// Averages at this resolution instead of the latest reading.
     #[arg(long, value_enum, value_name = "RESOLUTION")]
     pub averages: Option<ResolutionArg>,
-    /// Start of the range (default: the end minus 7 days, 8 weeks or 12 months).
-    /// Accepts `2021-05-20`, `2021-05-20T00:00:00Z`, `2021-05-20 00:00:00`...
+    /// Start of the range (default: the end minus 7 days, 8 weeks or 12 months): such as
+    /// 2026-03-01, 2026-03-01T08:00:00Z, 24h or 7d (ago), yesterday, today, now.
     #[arg(long, value_name = "T", value_parser = values::timestamp)]
     pub from: Option<Timestamp>,
-    /// End of the range (default: now).
+    /// End of the range (default: now), in the same forms.
     #[arg(long, value_name = "T", value_parser = values::timestamp)]
     pub to: Option<Timestamp>,
     /// Draw the averages of each metric as an SVG line chart into this file (daily
@@ -104,6 +104,21 @@ pub fn reading_records(readings: &[Reading]) -> Records<'_> {
     })
 }
 
+/// The query of averages at `resolution` from `from` to `to`: a range that does not start
+/// before it ends is a usage error.
+pub fn averages(
+    resolution: ResolutionArg,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<TelemetryQuery, Failure> {
+    if from.as_datetime() >= to.as_datetime() {
+        return Err(Failure::Usage(format!(
+            "--from {from} is not before --to {to}: the range must start before it ends"
+        )));
+    }
+    Ok(TelemetryQuery::averages(resolution.resolution(), from, to)?)
+}
+
 /// `telemetry`.
 pub async fn run(client: &Client, args: TelemetryArgs, out: &Output) -> Result<(), Failure> {
     let resolution = match (args.averages, &args.chart) {
@@ -123,7 +138,7 @@ pub async fn run(client: &Client, args: TelemetryArgs, out: &Output) -> Result<(
             let from = args
                 .from
                 .unwrap_or_else(|| (to.as_datetime() - resolution.default_span()).into());
-            TelemetryQuery::averages(resolution.resolution(), from, to)?
+            averages(resolution, from, to)?
         }
     };
     let Some(path) = &args.chart else {

@@ -13,17 +13,15 @@ use axum::routing::get;
 use leapcraft_ext::Client;
 
 use super::exposition::{self, Format};
-use super::store::Store;
+use crate::poll::Store;
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
 pub struct Shared {
     /// What the poller found.
-    pub store: Arc<Store>,
+    pub store: Store,
     /// The client, for its counters.
     pub client: Client,
-    /// Readings older than this are not served.
-    pub stale_after: Duration,
     /// The size of the last `/metrics`, to allocate the next one at once.
     pub last_size: Arc<AtomicUsize>,
 }
@@ -52,7 +50,7 @@ async fn metrics(State(shared): State<Shared>, headers: HeaderMap) -> Response {
         let body = exposition::render(
             &shared.store,
             stats,
-            shared.stale_after,
+            shared.store.stale_after(),
             format,
             SystemTime::now(),
             capacity + capacity / 8,

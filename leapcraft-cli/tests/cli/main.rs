@@ -4,9 +4,11 @@
 mod support;
 
 mod basics;
+mod ergonomics;
 mod exits;
 mod export;
 mod follow;
+mod logs;
 mod real_account;
 mod safety;
 mod serve;

@@ -72,15 +72,18 @@ impl Exporter {
                 let _ = tx.send(line);
             }
         });
-        let first = lines
-            .recv_timeout(DEADLINE)
-            .expect("leapcraft serve says where it listens");
-        let addr = first
-            .strip_prefix("leapcraft serve: listening on http://")
-            .and_then(|rest| rest.strip_suffix("/metrics"))
-            .unwrap_or_else(|| panic!("unexpected first line: {first}"))
-            .parse()
-            .unwrap();
+        // The log line that says where it listens (after its timestamp and level).
+        let addr = loop {
+            let line = lines
+                .recv_timeout(DEADLINE)
+                .expect("leapcraft serve says where it listens");
+            if let Some((_, rest)) = line.split_once("listening on http://") {
+                let addr = rest.split("/metrics").next().unwrap_or_default();
+                break addr
+                    .parse()
+                    .unwrap_or_else(|_| panic!("unexpected line: {line}"));
+            }
+        };
         Self {
             child: Some(child),
             addr,

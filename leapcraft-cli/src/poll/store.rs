@@ -1,5 +1,6 @@
-//! What the exporter knows: the devices, their latest readings, the notifications per
-//! category and how the polls went. The poller writes it; every scrape reads it, never the API.
+//! What the poller knows: the devices, their latest readings, the notifications per category
+//! and how the polls went. The poller writes it; the outputs read it, never the API, and
+//! [`Store::subscribe`] tells them when a poll has finished.
 //!
 //! Everything from the API is bounded here, on the way in: label values are cut to
 //! [`MAX_LABEL_CHARS`] with control characters replaced, a reading keeps at most
@@ -7,11 +8,12 @@
 //! categories are told apart.
 
 use std::collections::BTreeMap;
-use std::sync::{RwLock, RwLockReadGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use leapcraft_ext::{Device, Notification, PhysicalId, Reading};
 use serde_json::Value;
+use tokio::sync::watch;
 
 /// The longest label value kept, in characters (names, serials, metric keys...).
 pub const MAX_LABEL_CHARS: usize = 128;
@@ -152,29 +154,79 @@ pub struct State {
     pub health: Health,
 }
 
-/// The state, shared between the poller and the HTTP server.
-#[derive(Debug)]
+impl State {
+    /// The devices whose latest reading is fresh at `now`: recorded no more than
+    /// `stale_after` before, by the reading's own time. A sensor gone quiet, or an API out of
+    /// reach, leaves nothing that looks current.
+    pub fn fresh(
+        &self,
+        now: SystemTime,
+        stale_after: Duration,
+    ) -> impl Iterator<Item = (&DeviceEntry, &ReadingEntry)> + Clone {
+        let oldest = now.checked_sub(stale_after);
+        self.devices.values().filter_map(move |device| {
+            let reading = device.reading.as_ref()?;
+            oldest
+                .is_none_or(|oldest| reading.recorded_at >= oldest)
+                .then_some((device, reading))
+        })
+    }
+}
+
+/// The state, shared between the poller and the outputs: a cheap handle to clone.
+#[derive(Debug, Clone)]
 pub struct Store {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    /// A std lock, not tokio's: it is never held across an `.await`, and what holds it
+    /// (a write of one reading, a rendering) is short.
     state: RwLock<State>,
     interval: Duration,
+    stale_after: Duration,
+    /// The number of polls finished: the change feed.
+    polls: watch::Sender<u64>,
 }
 
 impl Store {
-    /// An empty store for polls every `interval` (which the health decision needs).
-    pub fn new(interval: Duration) -> Self {
+    /// An empty store for polls every `interval`, whose readings are stale `stale_after`
+    /// after they were recorded (the health decision needs both).
+    pub fn new(interval: Duration, stale_after: Duration) -> Self {
         Self {
-            state: RwLock::new(State::default()),
-            interval,
+            shared: Arc::new(Shared {
+                state: RwLock::new(State::default()),
+                interval,
+                stale_after,
+                polls: watch::Sender::new(0),
+            }),
         }
+    }
+
+    /// The change feed: the number of polls finished, which changes when a poll ends (its
+    /// devices and readings are then in the store). A slow output misses no state: it reads
+    /// the store as it is when it looks.
+    #[allow(
+        dead_code,
+        reason = "the MQTT publisher subscribes; the exposition reads at scrape time"
+    )]
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.shared.polls.subscribe()
+    }
+
+    /// How long readings stay fresh.
+    pub fn stale_after(&self) -> Duration {
+        self.shared.stale_after
     }
 
     /// The state, for reading (a scrape holds it while it renders).
     pub fn read(&self) -> RwLockReadGuard<'_, State> {
-        self.state.read().unwrap_or_else(|e| e.into_inner())
+        self.shared.state.read().unwrap_or_else(|e| e.into_inner())
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(|e| e.into_inner())
+        self.shared.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Replaces the device list, keeping the readings of devices still listed.
@@ -244,16 +296,19 @@ impl Store {
         }
     }
 
-    /// Records how a poll ended.
+    /// Records how a poll ended, and tells the subscribers.
     pub fn finish_poll(&self, outcome: PollOutcome) {
-        let mut state = self.write();
-        let health = &mut state.health;
-        health.last_duration = Some(outcome.duration);
-        health.last_failed_devices = outcome.failed_devices;
-        if outcome.succeeded {
-            health.last_success = Some(Instant::now());
-            health.last_success_at = Some(SystemTime::now());
+        {
+            let mut state = self.write();
+            let health = &mut state.health;
+            health.last_duration = Some(outcome.duration);
+            health.last_failed_devices = outcome.failed_devices;
+            if outcome.succeeded {
+                health.last_success = Some(Instant::now());
+                health.last_success_at = Some(SystemTime::now());
+            }
         }
+        self.shared.polls.send_modify(|polls| *polls += 1);
     }
 
     /// Whether the exporter is healthy at `now`: the last successful poll ended less than
@@ -261,7 +316,7 @@ impl Store {
     pub fn is_healthy(&self, health: &Health, now: Instant) -> bool {
         health
             .last_success
-            .is_some_and(|at| now.saturating_duration_since(at) < 3 * self.interval)
+            .is_some_and(|at| now.saturating_duration_since(at) < 3 * self.shared.interval)
     }
 }
 
@@ -296,7 +351,7 @@ mod tests {
 
     #[test]
     fn readings_keep_numbers_and_only_move_forward() {
-        let store = Store::new(Duration::from_secs(60));
+        let store = Store::new(Duration::from_secs(60), Duration::from_secs(3600));
         store.set_devices(&[device("A", "one")]);
         let id = PhysicalId::from("A");
         store.set_reading(&id, &reading("2026-12-01T10:00:00Z", 600.0));
@@ -319,7 +374,7 @@ mod tests {
 
     #[test]
     fn a_new_device_list_keeps_readings_of_devices_still_listed() {
-        let store = Store::new(Duration::from_secs(60));
+        let store = Store::new(Duration::from_secs(60), Duration::from_secs(3600));
         store.set_devices(&[device("A", "one"), device("B", "two")]);
         store.set_reading(&"A".into(), &reading("2026-12-01T10:00:00Z", 600.0));
         store.set_reading(&"B".into(), &reading("2026-12-01T10:00:00Z", 700.0));
@@ -335,7 +390,7 @@ mod tests {
 
     #[test]
     fn categories_are_bounded() {
-        let store = Store::new(Duration::from_secs(60));
+        let store = Store::new(Duration::from_secs(60), Duration::from_secs(3600));
         let notes: Vec<Notification> = (0..(MAX_CATEGORIES as i64 + 10))
             .map(|i| {
                 serde_json::from_value(serde_json::json!({"id": i, "category": format!("c{i}")}))
@@ -351,9 +406,25 @@ mod tests {
         assert_eq!(state.newest_notification, Some(MAX_CATEGORIES as i64 + 9));
     }
 
+    #[tokio::test]
+    async fn every_finished_poll_is_announced_to_every_subscriber() {
+        let store = Store::new(Duration::from_secs(10), Duration::from_secs(3600));
+        let (mut one, mut two) = (store.subscribe(), store.clone().subscribe());
+        assert!(!one.has_changed().unwrap());
+        store.finish_poll(PollOutcome {
+            succeeded: true,
+            duration: Duration::ZERO,
+            failed_devices: 0,
+        });
+        one.changed().await.unwrap();
+        two.changed().await.unwrap();
+        assert_eq!((*one.borrow_and_update(), *two.borrow_and_update()), (1, 1));
+        assert!(!one.has_changed().unwrap());
+    }
+
     #[test]
     fn healthy_while_the_last_success_is_within_three_intervals() {
-        let store = Store::new(Duration::from_secs(10));
+        let store = Store::new(Duration::from_secs(10), Duration::from_secs(3600));
         let now = Instant::now();
         assert!(!store.is_healthy(&store.read().health, now));
         store.finish_poll(PollOutcome {

@@ -3,7 +3,6 @@
 //! counts new notifications, writing what it gets into the [`Store`]. Scrapes never wait
 //! for it, and never call the API.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
@@ -33,7 +32,7 @@ pub struct Schedule {
 
 /// Polls until `cancel` is cancelled: the first poll at once, then one every interval (a
 /// poll that takes longer than the interval is followed by the next at once).
-pub async fn run(client: Client, store: Arc<Store>, schedule: Schedule, cancel: CancellationToken) {
+pub async fn run(client: Client, store: Store, schedule: Schedule, cancel: CancellationToken) {
     let mut ticks = tokio::time::interval(schedule.interval);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut devices_due = Instant::now();
@@ -125,8 +124,8 @@ async fn count_new_notifications(client: &Client, store: &Store) -> Result<(), E
 }
 
 fn warn(what: &str, e: &Error) {
-    eprintln!(
-        "leapcraft serve: {what}: {}",
+    tracing::warn!(
+        "{what}: {}",
         crate::sanitize::for_terminal(&crate::error::one_line(&e.to_string()))
     );
 }
