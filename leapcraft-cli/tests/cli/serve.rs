@@ -28,7 +28,7 @@ async fn fake(devices: usize) -> FakeServer {
 }
 
 /// A running `leapcraft serve`; killed when dropped, unless [`stop`](Self::stop)ped.
-struct Exporter {
+pub(crate) struct Exporter {
     child: Option<Child>,
     addr: SocketAddr,
     http: reqwest::Client,
@@ -38,7 +38,7 @@ struct Exporter {
 
 impl Exporter {
     /// Starts `leapcraft serve` on a free loopback port, polling `fake`, with `args`.
-    fn start(fake: &FakeServer, args: &[&str]) -> Self {
+    pub(crate) fn start(fake: &FakeServer, args: &[&str]) -> Self {
         let args = [&["serve", "--listen", "127.0.0.1:0"], args].concat();
         Self::watch(crate::support::spawn_at(
             fake.base_url(),
@@ -123,7 +123,7 @@ impl Exporter {
         (status, response.text().await.unwrap())
     }
 
-    async fn metrics(&self) -> String {
+    pub(crate) async fn metrics(&self) -> String {
         let (status, body) = self.get("/metrics").await;
         assert_eq!(status, 200);
         body
