@@ -37,6 +37,27 @@ pub fn label_value(text: &str) -> String {
         .collect()
 }
 
+/// The longest physical id a device may have to be exported, in characters: an id is never
+/// cut (two devices would become one series), so a longer one is refused and reported.
+pub const MAX_ID_CHARS: usize = 512;
+
+/// A physical id as a label value: distinct ids stay distinct (a backslash is doubled, a
+/// control character written as `\u{..}`, nothing cut); `None` past [`MAX_ID_CHARS`].
+pub fn id_label(id: &str) -> Option<String> {
+    if id.chars().count() > MAX_ID_CHARS {
+        return None;
+    }
+    let mut label = String::with_capacity(id.len());
+    for c in id.chars() {
+        match c {
+            '\\' => label.push_str("\\\\"),
+            c if c.is_control() => label.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => label.push(c),
+        }
+    }
+    Some(label)
+}
+
 /// A device as the metrics show it: its labels, ready to encode, and its latest reading.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeviceEntry {
@@ -55,10 +76,11 @@ pub struct DeviceEntry {
 }
 
 impl DeviceEntry {
-    fn new(device: &Device) -> Self {
+    /// `None` for a device whose id cannot be a label (see [`id_label`]).
+    fn new(device: &Device) -> Option<Self> {
         let opt = |v: Option<&str>| v.map(label_value).unwrap_or_default();
-        Self {
-            physical_id: label_value(device.physical_id.as_str()),
+        Some(Self {
+            physical_id: id_label(device.physical_id.as_str())?,
             name: opt(device.name.as_deref()),
             kind: opt(device.kind.as_ref().map(|k| k.as_str())),
             serial: opt(device.serial.as_deref()),
@@ -67,7 +89,7 @@ impl DeviceEntry {
                 .map(|t| t.to_string())
                 .unwrap_or_default(),
             reading: None,
-        }
+        })
     }
 }
 
@@ -279,10 +301,16 @@ impl Store {
         let mut old = std::mem::take(&mut state.devices);
         state.devices = devices
             .iter()
-            .map(|d| {
-                let mut entry = DeviceEntry::new(d);
+            .filter_map(|d| {
+                let Some(mut entry) = DeviceEntry::new(d) else {
+                    tracing::warn!(
+                        "a device id of {} characters is longer than a label may be ({MAX_ID_CHARS}): the device is not exported",
+                        d.physical_id.as_str().chars().count()
+                    );
+                    return None;
+                };
                 entry.reading = old.remove(&d.physical_id).and_then(|e| e.reading);
-                (d.physical_id.clone(), entry)
+                Some((d.physical_id.clone(), entry))
             })
             .collect();
         state.devices_listed = true;
@@ -411,6 +439,36 @@ mod tests {
             "other": {"voc": 12, "status": "ok", "noise": 41.5}
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn distinct_ids_are_distinct_labels() {
+        let base = "D".repeat(130);
+        let ids = [
+            "a\nb".to_owned(),
+            "a\rb".to_owned(),
+            "a\u{fffd}b".to_owned(),
+            "a\\u{a}b".to_owned(),
+            "a\\b".to_owned(),
+            format!("{base}1"),
+            format!("{base}2"),
+            base.clone(),
+        ];
+        let labels: std::collections::HashSet<_> =
+            ids.iter().map(|id| id_label(id).unwrap()).collect();
+        assert_eq!(labels.len(), ids.len(), "{labels:?}");
+        assert!(labels.iter().all(|l| !l.chars().any(char::is_control)));
+        assert_eq!(id_label(&"x".repeat(MAX_ID_CHARS + 1)), None);
+        let store = Store::new(Duration::from_secs(60), Duration::from_secs(3600));
+        let devices: Vec<Device> = ids.iter().map(|id| device(id, "d")).collect();
+        store.set_devices(&devices);
+        let state = store.read();
+        let exported: std::collections::HashSet<_> = state
+            .devices
+            .values()
+            .map(|d| d.physical_id.clone())
+            .collect();
+        assert_eq!(exported.len(), ids.len());
     }
 
     #[test]
