@@ -1,5 +1,8 @@
 //! The HTTP server: `/metrics` and `/healthz` (and a short index at `/`), answered from the
-//! [`Store`] alone.
+//! [`Store`] alone, on connections that cannot pile up: at most [`MAX_CONNECTIONS`] open at
+//! once (more are closed as they come), and a connection that sends no request for
+//! [`IDLE_TIMEOUT`] is closed, so idle clients never use up the file descriptors a scrape
+//! needs.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,6 +17,63 @@ use leapcraft_ext::Client;
 
 use super::exposition::{self, Format};
 use crate::poll::Store;
+
+/// The most connections open at once: well under systemd's default of 1,024 file
+/// descriptors (the shipped unit raises it), with room for the API's connections.
+pub const MAX_CONNECTIONS: usize = 512;
+
+/// How long a connection may wait for a request (its headers) before it is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `app` on `listener` until `stop`, then lets the requests under way finish (for at
+/// most a few seconds).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = stop.cancelled() => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors, most likely: wait for some to close.
+                tracing::warn!("cannot accept a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::warn!("{MAX_CONNECTIONS} connections open: closing a new one");
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let stop = stop.clone();
+        connections.spawn(async move {
+            let _permit = permit;
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(IDLE_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                () = stop.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+        while connections.try_join_next().is_some() {}
+    }
+    let drain = async { while connections.join_next().await.is_some() {} };
+    let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
+}
 
 /// What the handlers share.
 #[derive(Debug, Clone)]

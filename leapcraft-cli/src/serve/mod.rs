@@ -55,16 +55,13 @@ pub async fn run(client: &Client, args: ServeArgs) -> Result<(), Failure> {
         last_size: Arc::default(),
     });
     tracing::info!("listening on http://{addr}/metrics");
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(cancel.clone().cancelled_owned())
-        .into_future();
+    let server = http::serve(listener, app, cancel.clone());
     let stop = async {
         shutdown_signal().await;
         cancel.cancel();
     };
-    let (served, ()) = tokio::join!(server, stop);
+    tokio::join!(server, stop);
     let _ = poller.await;
-    served.map_err(|e| Failure::Other(format!("the HTTP server failed: {e}")))?;
     tracing::info!("stopped");
     Ok(())
 }

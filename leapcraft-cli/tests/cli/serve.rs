@@ -530,3 +530,47 @@ async fn a_real_prometheus_gets_every_device() {
     let out = exporter.stop();
     assert!(out.status.success(), "{out:?}");
 }
+
+/// Idle clients cannot use up the exporter's connections: past its cap new ones are closed,
+/// and those that send nothing are closed after a timeout, so a scrape gets through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_closed_and_a_scrape_gets_through() {
+    use tokio::io::AsyncReadExt;
+
+    let fake = fake(3).await;
+    let exporter = Exporter::start(&fake, &["--interval", "1h"]);
+    exporter.wait_healthy(true).await;
+    // More idle connections than the exporter keeps open.
+    let mut idle = Vec::new();
+    for _ in 0..600 {
+        idle.push(tokio::net::TcpStream::connect(exporter.addr).await.unwrap());
+    }
+    let deadline = Instant::now() + DEADLINE;
+    let scraped = loop {
+        let fresh = reqwest::Client::new();
+        let attempt = fresh
+            .get(format!("http://{}/metrics", exporter.addr))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await;
+        if let Ok(response) = attempt
+            && response.status().is_success()
+        {
+            break response.text().await.unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no scrape got through the idle connections"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(scraped.contains("leapcraft_up"));
+    // Every idle connection was closed by the exporter (end of stream, or reset).
+    for mut connection in idle {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(DEADLINE, connection.read(&mut byte))
+            .await
+            .expect("the exporter closes idle connections");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    }
+}
