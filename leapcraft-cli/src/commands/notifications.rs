@@ -4,9 +4,10 @@ use std::io;
 use std::time::Duration;
 
 use clap::Args;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use leapcraft_ext::{Client, Notification, PhysicalId};
 
+use crate::commands::listing;
 use crate::error::{Failure, is_auth};
 use crate::output::{Format, Output, Records, opt};
 use crate::{progress, values};
@@ -63,9 +64,15 @@ pub async fn run(client: &Client, args: NotificationsArgs, out: &Output) -> Resu
     .page_size(leapcraft_ext::MAX_NOTIFICATION_PAGE_SIZE);
     let found: Vec<Notification> = if args.all {
         let bar = progress::counter("notifications");
-        let result = pager.items().inspect_ok(|_| bar.inc(1)).try_collect().await;
+        let (found, stopped) = listing(pager.items(), "notification", &bar).await;
         bar.finish_and_clear();
-        result?
+        if let Some(stopped) = stopped {
+            if !found.is_empty() {
+                out.print(&Records::list(&found, COLUMNS, cells))?;
+            }
+            return Err(stopped);
+        }
+        found
     } else {
         pager
             .page_size(i64::from(args.limit))
