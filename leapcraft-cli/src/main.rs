@@ -18,6 +18,7 @@ mod commands;
 mod error;
 mod logging;
 mod output;
+mod poll;
 mod progress;
 mod sanitize;
 mod serve;

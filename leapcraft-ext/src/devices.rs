@@ -81,7 +81,7 @@ impl Client {
         let id = physical_id.into();
         let checked = id.checked("get_device")?;
         let details = self
-            .call("get_device", async |api| {
+            .call_for_items("get_device", 1, async |api| {
                 api.get_device().physical_id(checked).send().await
             })
             .await?;
@@ -107,8 +107,10 @@ impl Client {
             move |page: PageRequest| {
                 let client = client.clone();
                 async move {
+                    // A request for all (`-1`) is bounded by the client's limit alone.
+                    let asked = u64::try_from(page.limit).unwrap_or(u64::MAX);
                     let devices: Vec<types::Device> = client
-                        .call("list_devices", async |api| {
+                        .list("list_devices", asked, async |api| {
                             let request = api.list_devices().limit(page.limit);
                             request.page(page.page_number()).send().await
                         })

@@ -53,11 +53,12 @@ pub enum Error {
         /// Attempts made.
         attempts: u32,
     },
-    /// A successful response's body was larger than the client accepts
-    /// ([`ClientBuilder::max_response_bytes`](crate::ClientBuilder::max_response_bytes)); the
+    /// A successful response's body was larger than the client accepts: more than what was
+    /// asked could need (8 KiB an item asked for, and 64 KiB besides), or than
+    /// [`ClientBuilder::max_response_bytes`](crate::ClientBuilder::max_response_bytes); the
     /// rest of it was not read.
     #[error(
-        "{operation}: the response body is larger than the limit of {limit} bytes (ClientBuilder::max_response_bytes)"
+        "{operation}: the response body is larger than {limit} bytes, more than what was asked could need (the limit follows the request, within ClientBuilder::max_response_bytes)"
     )]
     ResponseTooLarge {
         /// The operation id, such as `list_devices`.
@@ -68,15 +69,31 @@ pub enum Error {
     /// The arguments were rejected before any request was sent.
     #[error("invalid input: {0}")]
     InvalidInput(String),
-    /// A page repeated items of an earlier page: the server ignored the paging parameters,
-    /// or the list changed while it was being paged. Nothing was delivered twice.
+    /// Not sent: the API has refused every request for a while (`429`, `5xx` or no answer)
+    /// and the retry budget is spent, so calls fail at once until a probe gets an answer.
     #[error(
-        "{operation}: page {page} repeats items of an earlier page (paging parameters ignored, or the list changed while paging)"
+        "{operation}: not sent: the API has refused every request for {} s{}; waiting for it to recover",
+        refusing_for.as_secs(),
+        last_status.map(|s| format!(" (last: {s})")).unwrap_or_default()
+    )]
+    Refusing {
+        /// The operation id, such as `get_telemetry`.
+        operation: &'static str,
+        /// How long the API has refused everything.
+        refusing_for: std::time::Duration,
+        /// The status it last refused with, if it answered at all.
+        last_status: Option<StatusCode>,
+    },
+    /// A list could not be read whole: it shifted by more than the pager could repair while
+    /// it was read, or the server ignores the paging parameters (full pages of nothing new).
+    /// Nothing was delivered twice; what was delivered is not the whole list.
+    #[error(
+        "{operation}: reading stopped after page {page}: the list changed faster than it could be read, or the server ignores the paging parameters"
     )]
     Pagination {
         /// The operation id, such as `list_devices`.
         operation: &'static str,
-        /// The page that repeated items, counting from 1.
+        /// The pages read before it stopped.
         page: u64,
     },
 }
@@ -196,7 +213,7 @@ impl Error {
     /// ```
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Timeout { .. } | Error::Transport(_) => true,
+            Error::Timeout { .. } | Error::Transport(_) | Error::Refusing { .. } => true,
             Error::Api(e) => is_retryable_status(e.status),
             Error::ResponseTooLarge { .. }
             | Error::Auth(_)
@@ -211,6 +228,7 @@ impl Error {
         match self {
             Error::Api(e) => Some(e.status),
             Error::Auth(e) => e.status,
+            Error::Refusing { last_status, .. } => *last_status,
             _ => None,
         }
     }

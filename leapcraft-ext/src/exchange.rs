@@ -28,9 +28,12 @@ impl Exchange for KeyExchange {
                 api_key: api_key.expose_secret().to_owned(),
             };
             let result = route
-                .call(OPERATION, async |api| {
-                    api.get_access_token().body(body).send().await
-                })
+                .call(
+                    OPERATION,
+                    Some(crate::response::limit_for_items(1)),
+                    &Default::default(),
+                    async |api| api.get_access_token().body(body).send().await,
+                )
                 .await;
             match result {
                 Ok(response) => Ok(SecretString::from(response.token)),

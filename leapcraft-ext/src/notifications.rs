@@ -90,7 +90,7 @@ impl Client {
                         None => None,
                     };
                     let found: Vec<types::Notification> = client
-                        .call("list_notifications", async |api| {
+                        .list("list_notifications", page.limit as u64, async |api| {
                             let mut request = api
                                 .list_notifications()
                                 .limit(page.limit)

@@ -1,9 +1,18 @@
 //! [`Pager`]: the API's three ways of paging (page + limit, offset + limit, limit alone)
 //! behind one type that gives a stream of items, a stream of pages, or everything collected.
 //!
-//! A stream ends on a short or empty page. Items are delivered in order, exactly once: a page
-//! that repeats an item of an earlier page (a server ignoring the paging parameters, or a list
-//! changing while it is paged) ends the stream with [`Error::Pagination`].
+//! A stream ends on a short or empty page. A list may change while it is read (a live
+//! account gains and loses devices and notifications at the front), so consecutive requests
+//! overlap by a few items, and items are merged by a stable key (the physical id, the
+//! notification id): an item present for the whole listing is delivered once, never missed
+//! and never repeated; one added or removed meanwhile may appear or not. A request that shares
+//! no item with the one before has seen the list shift by more than the overlap: it is read
+//! again with a larger overlap, back to the start if need be. A list that keeps shifting past
+//! repair, or a server that ignores the paging parameters (full pages of nothing new, a few
+//! in a row), ends the stream with [`Error::Pagination`], never with a gap.
+//!
+//! Devices are paged by number (`page`, `limit`), so an overlapping request asks for a page of
+//! a slightly smaller size, whose start falls where the overlap needs it.
 
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -97,7 +106,7 @@ impl<T> std::fmt::Debug for Pager<T> {
     }
 }
 
-/// A key that tells items apart, for duplicate detection: a hash of the id.
+/// A key that tells items apart, for merging overlapping pages: a hash of the id.
 pub(crate) fn key_of(id: impl Hash) -> Option<u64> {
     let mut hasher = DefaultHasher::new();
     id.hash(&mut hasher);
@@ -125,7 +134,8 @@ impl<T: Send + 'static> Pager<T> {
     }
 
     /// Items per request. Values above the API's cap are clamped to it (50 for
-    /// notifications); `-1` asks for the whole list in one request where the API allows it
+    /// notifications); device requests after the first vary between half and twice this, so
+    /// that they overlap the one before (see the module docs); `-1` asks for the whole list in one request where the API allows it
     /// (devices and things); `0` and other negative values are invalid input.
     ///
     /// ```no_run
@@ -267,36 +277,81 @@ impl<T: Send + 'static> Pager<T> {
                 limit = max;
             }
         }
+        let first = PageRequest {
+            offset: self.skip,
+            limit,
+        };
         Ok(PageState {
             operation: op,
             fetch: self.fetch,
             key: self.key,
+            scheme: self.scheme,
+            single_request: self.scheme == Scheme::FirstOnly || limit == -1,
             limit,
             skip: self.skip,
-            single_request: self.scheme == Scheme::FirstOnly || limit == -1,
+            overlap: overlap_for(limit),
             window: self.prefetch + 1,
             remaining: self.max_items,
-            next_index: 0,
+            next: Some(first),
             in_flight: FuturesOrdered::new(),
+            last: None,
             seen: HashSet::new(),
+            reads: 0,
+            repairs: 0,
+            repairs_in_all: 0,
+            idle_pages: 0,
             done: self.max_items == Some(0),
         })
     }
 }
+
+/// The most times in a row a listing reads again after the list shifted past the overlap.
+const MAX_REPAIRS: u32 = 8;
+/// The most times one listing reads again, in all.
+const MAX_REPAIRS_IN_ALL: u32 = 32;
+/// The most full pages in a row that bring nothing new: a server that ignores the paging
+/// parameters, or a list growing at the front faster than it is read.
+const MAX_IDLE_PAGES: u32 = 3;
+
+/// Items two consecutive requests of `limit` items share: a twentieth of a page, at least one
+/// (none for pages of one item, which cannot overlap and still move on).
+fn overlap_for(limit: i64) -> u64 {
+    if limit >= 2 {
+        (limit as u64 / 20).max(1)
+    } else {
+        0
+    }
+}
+
+/// A page and the request it answers.
+type Answer<T> = (PageRequest, Result<Vec<T>, Error>);
 
 /// The state of a page stream between pages.
 struct PageState<T> {
     operation: &'static str,
     fetch: Fetch<T>,
     key: fn(&T) -> Option<u64>,
+    scheme: Scheme,
+    single_request: bool,
+    /// Items per request, as configured.
     limit: i64,
     skip: u64,
-    single_request: bool,
+    overlap: u64,
     window: usize,
     remaining: Option<usize>,
-    next_index: u64,
-    in_flight: FuturesOrdered<BoxFuture<'static, Result<Vec<T>, Error>>>,
+    /// The request to start next, if the list may go on.
+    next: Option<PageRequest>,
+    in_flight: FuturesOrdered<BoxFuture<'static, Answer<T>>>,
+    /// The last request whose page was taken, and the keys of that page.
+    last: Option<(PageRequest, Vec<u64>)>,
     seen: HashSet<u64>,
+    /// Pages taken so far.
+    reads: u64,
+    /// Repairs since a page last continued the one before.
+    repairs: u32,
+    repairs_in_all: u32,
+    /// Full pages in a row that brought nothing new.
+    idle_pages: u32,
     done: bool,
 }
 
@@ -307,23 +362,51 @@ impl<T: Send + 'static> PageState<T> {
                 return None;
             }
             self.fill();
-            let page = match self.in_flight.next().await? {
+            let (request, page) = self.in_flight.next().await?;
+            let page = match page {
                 Ok(page) => page,
                 Err(e) => {
                     self.finish();
                     return Some((Err(e), self));
                 }
             };
-            let index = self.next_index - self.in_flight.len() as u64 - 1;
-            let full = self.limit >= 1 && page.len() as i64 >= self.limit;
-            if !full || self.single_request {
+            let keys: Vec<u64> = page.iter().filter_map(self.key).collect();
+            if let Some((previous, previous_keys)) = &self.last
+                && !self.continues(previous_keys, request, &keys)
+            {
+                // The list shifted by more than the overlap: this page may have skipped items.
+                if let Err(e) = self.repair(*previous) {
+                    return Some((Err(e), self));
+                }
+                continue;
+            }
+            self.repairs = 0;
+            self.reads += 1;
+            // The same items again for another request: a server that ignores the paging
+            // parameters, unless the list moved by just as much (then reading on finds more).
+            let again = self.last.as_ref().is_some_and(|(previous, previous_keys)| {
+                previous.offset != request.offset && !keys.is_empty() && *previous_keys == keys
+            });
+            let full = self.limit >= 1 && page.len() as i64 >= request.limit;
+            if (!full && !again) || self.single_request {
                 self.finish();
             }
-            if let Err(e) = self.check_new(&page, index) {
-                self.finish();
-                return Some((Err(e), self));
+            self.last = Some((request, keys));
+            let seen = &mut self.seen;
+            let key = self.key;
+            let mut page: Vec<T> = page
+                .into_iter()
+                .filter(|item| key(item).is_none_or(|k| seen.insert(k)))
+                .collect();
+            if (full || again) && page.is_empty() {
+                self.idle_pages += 1;
+                if self.idle_pages >= MAX_IDLE_PAGES {
+                    self.finish();
+                    return Some((Err(self.pagination_error()), self));
+                }
+            } else {
+                self.idle_pages = 0;
             }
-            let mut page = page;
             if let Some(remaining) = &mut self.remaining {
                 page.truncate(*remaining);
                 *remaining -= page.len();
@@ -337,12 +420,52 @@ impl<T: Send + 'static> PageState<T> {
         }
     }
 
+    /// Whether the page of `request` (with `keys`) continues the page before (with
+    /// `previous_keys`): it shares an item with it, or nothing can come before it. From the item they share on, the list
+    /// is read without a gap, whatever was added or removed before it.
+    fn continues(&self, previous_keys: &[u64], request: PageRequest, keys: &[u64]) -> bool {
+        if request.offset <= self.skip || self.overlap == 0 || previous_keys.is_empty() {
+            return true;
+        }
+        let previous: HashSet<&u64> = previous_keys.iter().collect();
+        keys.iter().any(|k| previous.contains(k))
+    }
+
+    /// Reads again after `previous` with a larger overlap (twice as large for each repair in
+    /// a row, back to the start if need be), and overlaps more from now on: a list that
+    /// shifted this much will shift again.
+    fn repair(&mut self, previous: PageRequest) -> Result<(), Error> {
+        self.repairs += 1;
+        self.repairs_in_all += 1;
+        if self.repairs > MAX_REPAIRS || self.repairs_in_all > MAX_REPAIRS_IN_ALL {
+            self.finish();
+            return Err(self.pagination_error());
+        }
+        self.in_flight = FuturesOrdered::new();
+        self.overlap = (self.overlap * 2).min((self.limit.max(2) as u64 / 2).max(1));
+        let overlap = self.overlap.saturating_mul(1 << (self.repairs - 1).min(32));
+        let end = previous.offset + previous.limit.max(0) as u64;
+        self.next = Some(
+            self.ending_near(end, overlap, self.skip, 0)
+                .unwrap_or(PageRequest {
+                    offset: self.skip,
+                    limit: self.limit,
+                }),
+        );
+        Ok(())
+    }
+
+    fn pagination_error(&self) -> Error {
+        Error::Pagination {
+            operation: self.operation,
+            page: self.reads,
+        }
+    }
+
     /// Starts page requests until `window` are in flight.
     fn fill(&mut self) {
         while self.in_flight.len() < self.window {
-            if self.single_request && self.next_index > 0 {
-                return;
-            }
+            let Some(request) = self.next else { return };
             // Don't ask for pages beyond the maximum number of items.
             if let Some(remaining) = self.remaining {
                 let ahead = self.in_flight.len() as u64 * self.limit.max(1) as u64;
@@ -350,33 +473,221 @@ impl<T: Send + 'static> PageState<T> {
                     return;
                 }
             }
-            let request = PageRequest {
-                offset: self.skip + self.next_index * self.limit.max(0) as u64,
-                limit: self.limit,
-            };
             // A task of its own: a page fetched ahead goes on while the stream is not polled.
+            let page = spawned(self.operation, (self.fetch)(request));
             self.in_flight
-                .push_back(Box::pin(spawned(self.operation, (self.fetch)(request))));
-            self.next_index += 1;
+                .push_back(Box::pin(async move { (request, page.await) }));
+            self.next = if self.single_request {
+                None
+            } else {
+                Some(self.after(request))
+            };
+        }
+    }
+
+    /// The request after `previous`: overlapping it by [`overlap_for`] items where the scheme
+    /// allows, else right after it. Either way it reaches at least half a page further.
+    fn after(&self, previous: PageRequest) -> PageRequest {
+        let end = previous.offset + previous.limit.max(0) as u64;
+        let progress = (self.limit.max(1) as u64 / 2).max(1);
+        self.ending_near(end, self.overlap, previous.offset + 1, end + progress)
+            .or_else(|| self.ending_near(end, self.overlap, self.skip, end + 1))
+            .unwrap_or(PageRequest {
+                offset: end,
+                limit: previous.limit,
+            })
+    }
+
+    /// The request that starts as late as possible but `overlap` items before `end`, not
+    /// before `floor`, and ends at `min_end` or later; for lists paged by number, of a size
+    /// between half a page and two whose multiple the start is. `None` if there is none.
+    fn ending_near(&self, end: u64, overlap: u64, floor: u64, min_end: u64) -> Option<PageRequest> {
+        let want = end.checked_sub(overlap).filter(|&w| w >= floor)?;
+        match self.scheme {
+            Scheme::Offsets { .. } => Some(PageRequest {
+                offset: want,
+                limit: self.limit,
+            }),
+            Scheme::FirstOnly => None,
+            Scheme::Pages => {
+                // Of the sizes from half a page to two (and a few more, for small pages, whose
+                // multiples are sparse), the one whose start shares the
+                // fewest items beyond the overlap (then the nearest to a page): few requests,
+                // little read twice. Reaching `min_end` comes first; then any progress.
+                let limit = self.limit.max(1) as u64;
+                let start = |size: u64| want / size * size;
+                let sizes =
+                    || (limit.div_ceil(2)..=limit * 2 + 16).filter(|&size| start(size) >= floor);
+                let best = |min_end: u64| {
+                    sizes()
+                        .filter(|&size| start(size) + size >= min_end)
+                        .min_by_key(|&size| (want - start(size), size.abs_diff(limit)))
+                };
+                let size = best(min_end).or_else(|| best(end + 1))?;
+                Some(PageRequest {
+                    offset: start(size),
+                    limit: size as i64,
+                })
+            }
         }
     }
 
     fn finish(&mut self) {
         self.done = true;
+        self.next = None;
         self.in_flight = FuturesOrdered::new();
     }
+}
 
-    fn check_new(&mut self, page: &[T], index: u64) -> Result<(), Error> {
-        for item in page {
-            if let Some(key) = (self.key)(item)
-                && !self.seen.insert(key)
-            {
-                return Err(Error::Pagination {
-                    operation: self.operation,
-                    page: index + 1,
-                });
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use futures::FutureExt;
+
+    use super::*;
+
+    /// A list that changes after every request: `remove` items leave its front, `add` new
+    /// ones arrive there.
+    struct Live {
+        items: VecDeque<u64>,
+        next: u64,
+        remove: usize,
+        add: usize,
+        removed: HashSet<u64>,
+    }
+
+    /// Reads a list of `n` items changing as `remove` and `add` say, `limit` a page in
+    /// `scheme` with `prefetch`; returns what was read and the items removed meanwhile.
+    async fn read_live(
+        scheme: Scheme,
+        n: u64,
+        limit: i64,
+        prefetch: usize,
+        (remove, add): (usize, usize),
+    ) -> (Result<Vec<u64>, Error>, HashSet<u64>, u64) {
+        let live = Arc::new(Mutex::new(Live {
+            items: (0..n).collect(),
+            next: n,
+            remove,
+            add,
+            removed: HashSet::new(),
+        }));
+        let list = live.clone();
+        let pager = Pager::new(
+            "list_test",
+            scheme,
+            limit,
+            |&i: &u64| key_of(i),
+            move |page| {
+                let mut live = list.lock().unwrap();
+                let limit = if page.limit < 0 {
+                    usize::MAX
+                } else {
+                    page.limit as usize
+                };
+                let found: Vec<u64> = live
+                    .items
+                    .iter()
+                    .skip(page.offset as usize)
+                    .take(limit)
+                    .copied()
+                    .collect();
+                for _ in 0..live.remove {
+                    if let Some(gone) = live.items.pop_front() {
+                        live.removed.insert(gone);
+                    }
+                }
+                for _ in 0..live.add {
+                    let id = live.next;
+                    live.next += 1;
+                    live.items.push_front(id);
+                }
+                async move { Ok(found) }.boxed()
+            },
+        );
+        let read = pager.prefetch(prefetch).collect().await;
+        let live = live.lock().unwrap();
+        (read, live.removed.clone(), live.next)
+    }
+
+    /// Every item present for the whole listing read once, nothing read twice.
+    fn check(read: &[u64], removed: &HashSet<u64>, n: u64) {
+        let mut once = HashSet::new();
+        for &i in read {
+            assert!(once.insert(i), "{i} read twice");
+        }
+        let missed: Vec<u64> = (0..n)
+            .filter(|i| !removed.contains(i) && !once.contains(i))
+            .collect();
+        assert!(
+            missed.is_empty(),
+            "missed {} items: {:?}",
+            missed.len(),
+            &missed[..missed.len().min(10)]
+        );
+    }
+
+    const PAGES: Scheme = Scheme::Pages;
+    const OFFSETS: Scheme = Scheme::Offsets { max_limit: 50 };
+
+    #[tokio::test]
+    async fn a_list_shrinking_at_the_front_loses_nothing_present_throughout() {
+        for (scheme, limit, prefetches) in [
+            (PAGES, 1000, [0, 3]),
+            (PAGES, 100, [0, 3]),
+            (OFFSETS, 50, [0, 3]),
+            // Pages of 7 can overlap by 3 at most: more than the shift of the 3 requests
+            // fetched ahead and dropped on a repair.
+            (PAGES, 7, [0, 2]),
+        ] {
+            for prefetch in prefetches {
+                let (read, removed, _) = read_live(scheme, 2_500, limit, prefetch, (1, 0)).await;
+                let read = read.unwrap_or_else(|e| panic!("{scheme:?} {limit}: {e}"));
+                check(&read, &removed, 2_500);
             }
         }
-        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_list_growing_at_the_front_repeats_nothing_and_finishes() {
+        for (scheme, limit) in [(PAGES, 1000), (OFFSETS, 50), (PAGES, 3)] {
+            let (read, removed, _) = read_live(scheme, 2_500, limit, 2, (0, 1)).await;
+            check(&read.unwrap(), &removed, 2_500);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_shift_larger_than_the_overlap_is_read_again() {
+        // 120 leave after each request: far more than the 50 a page of 1,000 overlaps by.
+        let (read, removed, _) = read_live(PAGES, 3_000, 1000, 0, (120, 0)).await;
+        check(&read.unwrap(), &removed, 3_000);
+        let (read, removed, _) = read_live(OFFSETS, 1_000, 50, 0, (10, 3)).await;
+        check(&read.unwrap(), &removed, 1_000);
+    }
+
+    #[tokio::test]
+    async fn a_list_shrinking_faster_than_it_is_read_loses_nothing_present_throughout() {
+        let (read, removed, _) = read_live(PAGES, 100_000, 100, 0, (5_000, 0)).await;
+        check(&read.unwrap(), &removed, 100_000);
+    }
+
+    #[tokio::test]
+    async fn a_list_growing_faster_than_it_is_read_is_an_error_never_a_gap() {
+        // Three pages arrive at the front for each page read: the items that were there
+        // at the start are never reached.
+        let (read, _, _) = read_live(PAGES, 1_000, 100, 0, (0, 300)).await;
+        assert!(
+            matches!(
+                read,
+                Err(Error::Pagination {
+                    operation: "list_test",
+                    ..
+                })
+            ),
+            "{:?}",
+            read.map(|r| r.len())
+        );
     }
 }

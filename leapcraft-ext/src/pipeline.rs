@@ -14,6 +14,7 @@
 //! backoff wait starts. The loop spends from the retry budget for each retry and gives back
 //! when a call succeeds; [`decide`] is told what is left.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -24,10 +25,14 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::auth::{Token, TokenCache, Verdict};
+use crate::breaker::{self, Breaker};
 use crate::error::{Error, Redact, error_chain};
+use crate::options::{CallOptions, ResponseMetadata};
 use crate::rate_limit::RateLimiter;
-use crate::response::{Buffered, ReadError, retry_after};
-use crate::retry::{Action, Facts, Observed, RetryPolicy, SUCCESS_REWARD, Unanswered, decide};
+use crate::response::{Buffered, ReadError, is_retryable_status, retry_after};
+use crate::retry::{
+    Action, Facts, Observed, RETRY_COST, RetryPolicy, SUCCESS_REWARD, Unanswered, decide,
+};
 use crate::retry_budget::RetryBudget;
 use crate::sleep::Sleep;
 use crate::stats::Counters;
@@ -56,6 +61,8 @@ pub(crate) struct Pipeline {
     pub limiter: RateLimiter,
     /// What retries may still spend, for every clone.
     pub budget: RetryBudget,
+    /// Fails calls at once while the API refuses everything, for every clone.
+    pub breaker: Breaker,
     /// Redacted from anything an error quotes.
     pub api_key: Arc<SecretString>,
 }
@@ -68,6 +75,10 @@ pub(crate) struct Call<'a> {
     pub tokens: Option<&'a TokenCache>,
     /// The request may be sent again without harm.
     pub idempotent: bool,
+    /// A lower body limit than the client's, for a request whose answer cannot need more.
+    pub max_body: Option<usize>,
+    /// The call's own timeouts, attempts and where its final response is told.
+    pub options: &'a CallOptions,
 }
 
 /// How a call failed: the error, and the final response when there was one.
@@ -120,16 +131,22 @@ impl Pipeline {
     /// outcome as a [`CallFailure`].
     pub async fn invoke(&self, call: Call<'_>) -> Result<Buffered, CallFailure> {
         let operation = call.operation;
+        let url = call.request.url();
         let span = tracing::debug_span!(
             "leapcraft.call",
             operation,
+            "http.request.method" = call.request.method().as_str(),
+            "url.path" = url.path(),
+            "server.address" = url.host_str(),
             attempts = tracing::field::Empty,
             status = tracing::field::Empty,
+            "http.response.status_code" = tracing::field::Empty,
             elapsed_ms = tracing::field::Empty,
         );
         let started = Instant::now();
         // A deadline too far to represent is no deadline.
-        let deadline = self.timeouts.overall.and_then(|t| started.checked_add(t));
+        let overall = call.options.overall_timeout.or(self.timeouts.overall);
+        let deadline = overall.and_then(|t| started.checked_add(t));
         let mut progress = Progress::default();
         let result = self
             .try_op(&call, deadline, &mut progress)
@@ -138,8 +155,23 @@ impl Pipeline {
         span.record("attempts", progress.attempts);
         if let Some(status) = progress.status {
             span.record("status", status.as_u16());
+            span.record("http.response.status_code", status.as_u16());
         }
         span.record("elapsed_ms", started.elapsed().as_millis() as u64);
+        if let Some(last) = &call.options.last_response {
+            let response = match &result {
+                Ok(response) => Some(response),
+                Err(failure) => failure.response.as_deref(),
+            };
+            last.set(response.map(|response| ResponseMetadata {
+                operation,
+                status: response.status,
+                headers: response.headers.clone(),
+                request_id: crate::response::request_id(&response.headers),
+                attempts: progress.attempts,
+                elapsed: started.elapsed(),
+            }));
+        }
         result
     }
 
@@ -157,6 +189,14 @@ impl Pipeline {
             .into());
         }
         loop {
+            if let Err(open) = self.breaker.admit() {
+                return Err(Error::Refusing {
+                    operation: call.operation,
+                    refusing_for: open.refusing_for,
+                    last_status: open.last_status.and_then(|s| StatusCode::from_u16(s).ok()),
+                }
+                .into());
+            }
             progress.attempts += 1;
             let (outcome, token) = self.try_attempt(call, deadline, progress.attempts).await?;
             let observed = match &outcome {
@@ -171,6 +211,16 @@ impl Pipeline {
                 Observed::Failure(_) => None,
             };
             progress.status = status;
+            self.breaker.record(match observed {
+                Observed::Status { status, .. } if !is_retryable_status(status) => {
+                    breaker::Outcome::Answered
+                }
+                Observed::Failure(kind) if !kind.is_retryable() => breaker::Outcome::Answered,
+                _ => breaker::Outcome::Refused {
+                    status: status.map(|s| s.as_u16()),
+                    budget_spent: self.budget.left() < RETRY_COST,
+                },
+            });
             let facts = Facts {
                 observed,
                 attempts: progress.attempts,
@@ -179,13 +229,17 @@ impl Pipeline {
                 jitter: rand::random(),
                 budget: self.budget.left(),
             };
-            match decide(&self.policy, &facts) {
+            let policy = match call.options.max_attempts {
+                Some(attempts) => Cow::Owned(self.policy.clone().with_max_attempts(attempts)),
+                None => Cow::Borrowed(&self.policy),
+            };
+            match decide(&policy, &facts) {
                 Action::Stop => {
                     if status.is_some_and(|s| s.is_success()) {
                         self.budget
                             .refill(progress.retry_cost.unwrap_or(SUCCESS_REWARD));
                     }
-                    return self.finish(call.operation, outcome, token, progress);
+                    return self.finish(call, outcome, token, progress);
                 }
                 Action::OutOfBudget => {
                     tracing::warn!(
@@ -194,7 +248,7 @@ impl Pipeline {
                         status = status.map(|s| s.as_u16()),
                         "not retrying: the client's retry budget is spent (too many failures lately)"
                     );
-                    return self.finish(call.operation, outcome, token, progress);
+                    return self.finish(call, outcome, token, progress);
                 }
                 Action::Retry { wait, cost } => {
                     self.budget.spend(cost);
@@ -272,8 +326,9 @@ impl Pipeline {
             headers.insert(AUTHORIZATION, authorization.clone());
         }
         let attempt_deadline = earliest(
-            self.timeouts
-                .attempt
+            call.options
+                .attempt_timeout
+                .or(self.timeouts.attempt)
                 .and_then(|t| Instant::now().checked_add(t)),
             deadline,
         );
@@ -283,13 +338,15 @@ impl Pipeline {
             attempt,
             "http.request.method" = request.method().as_str(),
             "url.path" = request.url().path(),
+            "server.address" = request.url().host_str(),
             "http.response.status_code" = tracing::field::Empty,
         );
         let started = Instant::now();
         let outcome = self
-            .read_response(request, attempt_deadline)
+            .read_response(request, self.max_body_of(call), attempt_deadline)
             .instrument(span.clone())
             .await;
+        let outcome = outcome.map(|response| repair_text(call.operation, response));
         let status = outcome.as_ref().ok().map(|r| r.status);
         if let Some(status) = status {
             span.record("http.response.status_code", status.as_u16());
@@ -317,10 +374,17 @@ impl Pipeline {
         outcome
     }
 
-    /// Sends `request` and reads its body, cut at `deadline`.
+    /// The body limit of `call`.
+    fn max_body_of(&self, call: &Call<'_>) -> usize {
+        call.max_body
+            .map_or(self.max_body, |m| m.min(self.max_body))
+    }
+
+    /// Sends `request` and reads its body, up to `max_body` bytes, cut at `deadline`.
     async fn read_response(
         &self,
         request: reqwest::Request,
+        max_body: usize,
         deadline: Option<Instant>,
     ) -> Result<Buffered, AttemptFailure> {
         let attempt = async {
@@ -329,7 +393,7 @@ impl Pipeline {
                 .execute(request)
                 .await
                 .map_err(AttemptFailure::of)?;
-            Buffered::read(response, self.max_body)
+            Buffered::read(response, max_body)
                 .await
                 .map_err(|e| match e {
                     ReadError::TooLarge => AttemptFailure::ours(Unanswered::TooLarge),
@@ -344,12 +408,12 @@ impl Pipeline {
     /// The call's outcome, from its last attempt.
     fn finish(
         &self,
-        operation: &'static str,
+        call: &Call<'_>,
         outcome: Result<Buffered, AttemptFailure>,
         token: Option<Arc<Token>>,
         progress: &Progress,
     ) -> Result<Buffered, CallFailure> {
-        let attempts = progress.attempts;
+        let (operation, attempts) = (call.operation, progress.attempts);
         match outcome {
             Ok(response) if response.status.is_success() => Ok(response),
             Ok(response) => {
@@ -372,7 +436,7 @@ impl Pipeline {
             Err(failure) => Err(CallFailure::from(match (failure.kind, failure.error) {
                 (Unanswered::TooLarge, _) => Error::ResponseTooLarge {
                     operation,
-                    limit: self.max_body as u64,
+                    limit: self.max_body_of(call) as u64,
                 },
                 (_, Some(error)) => Error::from_reqwest(operation, attempts, error),
                 (_, None) => timeout(operation, attempts),
@@ -410,4 +474,23 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }
+}
+
+/// A successful response whose text is repaired where it is not valid (see
+/// [`crate::lenient::repair_text`]), with a warning when anything was.
+fn repair_text(operation: &'static str, mut response: Buffered) -> Buffered {
+    if !response.status.is_success() {
+        return response;
+    }
+    let (text, repairs) = crate::lenient::repair_text(&response.body);
+    if repairs > 0 {
+        let text = bytes::Bytes::from(text.into_owned());
+        tracing::warn!(
+            operation,
+            repairs,
+            "{operation}: {repairs} invalid character(s) in the response replaced by U+FFFD"
+        );
+        response.body = text;
+    }
+    response
 }

@@ -11,6 +11,21 @@ use reqwest::{ResponseBuilderExt, StatusCode};
 /// that a hostile server cannot make an error expensive.
 pub(crate) const MAX_ERROR_BODY: usize = 32 * 1024;
 
+/// What one item of a list may take on the wire, for the body limit of a request that asks
+/// for a number of items: a response far larger than its request could need is refused as
+/// it arrives, instead of being decoded into hundreds of megabytes.
+pub(crate) const BYTES_PER_ITEM: usize = 8 * 1024;
+/// What a response may take beyond its items.
+const BYTES_BESIDES_ITEMS: usize = 64 * 1024;
+
+/// The body limit of a request for `items` items (see [`BYTES_PER_ITEM`]).
+pub(crate) fn limit_for_items(items: u64) -> usize {
+    usize::try_from(items)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(BYTES_PER_ITEM)
+        .saturating_add(BYTES_BESIDES_ITEMS)
+}
+
 /// Response headers that carry a request id, in order of preference.
 const REQUEST_ID_HEADERS: [&str; 5] = [
     "x-request-id",

@@ -176,7 +176,7 @@ impl Unanswered {
         }
     }
 
-    fn is_retryable(self) -> bool {
+    pub(crate) fn is_retryable(self) -> bool {
         matches!(
             self,
             Unanswered::Connect | Unanswered::Timeout | Unanswered::Body

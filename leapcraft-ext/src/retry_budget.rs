@@ -22,7 +22,7 @@ impl RetryBudget {
         }
     }
 
-    /// Tokens left.
+    /// Permits left.
     pub fn left(&self) -> u32 {
         self.permits.load(Ordering::Relaxed)
     }

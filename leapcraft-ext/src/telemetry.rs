@@ -33,6 +33,9 @@ pub use crate::types::Resolution;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TelemetryQuery(Kind);
 
+/// Readings an answer for the latest reading may hold (the API sends one).
+const LATEST_READINGS: u64 = 16;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Kind {
     Latest,
@@ -174,8 +177,13 @@ impl Client {
         const OP: &str = "get_telemetry";
         let id = physical_id.into();
         let checked = id.checked(OP)?;
+        // The latest reading is a few readings at most; a range may be long.
+        let items = match &query.0 {
+            Kind::Latest => LATEST_READINGS,
+            Kind::Averages { .. } => u64::MAX,
+        };
         let response = self
-            .call(OP, async |api| {
+            .call_for_items(OP, items, async |api| {
                 let request = api.get_telemetry().physical_id(checked);
                 let request = match &query.0 {
                     Kind::Latest => request.type_(types::TelemetryType::Latest),

@@ -31,9 +31,11 @@ impl Client {
                 let client = client.clone();
                 async move {
                     client
-                        .call("list_things", async |api| {
-                            api.list_things().limit(page.limit).send().await
-                        })
+                        .list(
+                            "list_things",
+                            u64::try_from(page.limit).unwrap_or(u64::MAX),
+                            async |api| api.list_things().limit(page.limit).send().await,
+                        )
                         .await
                 }
                 .boxed()

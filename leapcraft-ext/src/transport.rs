@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 
 use crate::auth::TokenCache;
 use crate::error::{Error, Redact, decode_path};
+use crate::options::CallOptions;
 use crate::pipeline::{Call, CallFailure, Pipeline};
 
 /// The generated client's error type.
@@ -49,6 +50,8 @@ impl Route {
         self.client_with(Arc::new(PipelineTransport {
             route: self.clone(),
             failure: None,
+            max_body: None,
+            options: Arc::default(),
         }))
     }
 
@@ -61,15 +64,48 @@ impl Route {
     }
 
     /// Runs one call of the generated client (`send`, given a client on this route) and
-    /// returns its value, or what went wrong as our [`Error`].
+    /// returns its value, or what went wrong as our [`Error`]. `max_body` lowers the body
+    /// limit for this call.
     pub async fn call<T: DeserializeOwned>(
         self: &Arc<Self>,
         operation: &'static str,
+        max_body: Option<usize>,
+        options: &Arc<CallOptions>,
         send: impl AsyncFnOnce(&leapcraft_api::Client) -> Result<ResponseValue<T>, GeneratedError>,
+    ) -> Result<T, Error> {
+        self.call_or_recover(operation, max_body, options, send, |_| None)
+            .await
+    }
+
+    /// As [`call`](Self::call), for a list: if the list does not decode as a whole, the
+    /// items that do are kept and the others skipped, each with a warning.
+    pub async fn call_list<I: DeserializeOwned>(
+        self: &Arc<Self>,
+        operation: &'static str,
+        max_body: Option<usize>,
+        options: &Arc<CallOptions>,
+        send: impl AsyncFnOnce(&leapcraft_api::Client) -> Result<ResponseValue<Vec<I>>, GeneratedError>,
+    ) -> Result<Vec<I>, Error> {
+        self.call_or_recover(operation, max_body, options, send, |body| {
+            crate::lenient::decode_items(operation, body)
+        })
+        .await
+    }
+
+    /// [`call`](Self::call), with `recover` given a successful body that did not decode.
+    async fn call_or_recover<T: DeserializeOwned>(
+        self: &Arc<Self>,
+        operation: &'static str,
+        max_body: Option<usize>,
+        options: &Arc<CallOptions>,
+        send: impl AsyncFnOnce(&leapcraft_api::Client) -> Result<ResponseValue<T>, GeneratedError>,
+        recover: impl FnOnce(&[u8]) -> Option<T>,
     ) -> Result<T, Error> {
         let transport = Arc::new(PipelineTransport {
             route: self.clone(),
             failure: Some(Mutex::default()),
+            max_body,
+            options: options.clone(),
         });
         let client = self.client_with(transport.clone());
         let error = match send(&client).await {
@@ -78,6 +114,11 @@ impl Route {
         };
         if let Some(failure) = transport.take_failure() {
             return Err(failure);
+        }
+        if let leapcraft_api::Error::InvalidResponsePayload(body, _) = &error
+            && let Some(value) = recover(body)
+        {
+            return Ok(value);
         }
         Err(self.translate::<T>(operation, error))
     }
@@ -137,6 +178,10 @@ struct PipelineTransport {
     /// Where the failure of a call is kept for the `Client` method that made it; `None` for
     /// the shared client of [`Client::api`](crate::Client::api).
     failure: Option<Mutex<Option<Error>>>,
+    /// The body limit of the call, if lower than the client's.
+    max_body: Option<usize>,
+    /// The call's own options.
+    options: Arc<CallOptions>,
 }
 
 impl PipelineTransport {
@@ -165,7 +210,9 @@ impl Transport for PipelineTransport {
                 operation: info.operation_id,
                 request,
                 tokens,
-                idempotent,
+                idempotent: self.options.idempotent.unwrap_or(idempotent),
+                max_body: self.max_body,
+                options: &self.options,
             };
             match self.route.pipeline.invoke(call).await {
                 Ok(response) => Ok(response.into_response()),

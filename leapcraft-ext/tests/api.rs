@@ -52,9 +52,11 @@ fn ids(devices: &[leapcraft_ext::Device]) -> Vec<String> {
 #[tokio::test]
 async fn devices_page_until_a_short_page() {
     let (server, client) = mocked().await;
-    let pages: Vec<_> = [(1, 0..3), (2, 3..6), (3, 6..7)]
+    // Each request overlaps the one before by an item, in a page size whose multiple falls
+    // there (page 2 of 2 starts at item 2), so that a list changing meanwhile loses nothing.
+    let pages: Vec<_> = [(3, 1, 0..3), (2, 2, 2..4), (3, 2, 3..6), (5, 2, 5..7)]
         .into_iter()
-        .map(|(page, range)| device_page(&server, Some(3), Some(page), range))
+        .map(|(limit, page, range)| device_page(&server, Some(limit), Some(page), range))
         .collect();
     let all = client.devices().page_size(3).collect().await.unwrap();
     assert_eq!(
@@ -69,8 +71,8 @@ async fn devices_page_until_a_short_page() {
 #[tokio::test]
 async fn an_exact_multiple_ends_on_the_empty_page_after_it() {
     let (server, client) = mocked().await;
-    for (page, range) in [(1, 0..2), (2, 2..4), (3, 4..4)] {
-        device_page(&server, Some(2), Some(page), range);
+    for (limit, page, range) in [(2, 1, 0..2), (3, 1, 0..3), (2, 2, 2..4), (3, 2, 3..4)] {
+        device_page(&server, Some(limit), Some(page), range);
     }
     let pages: Vec<_> = client
         .devices()
@@ -79,10 +81,13 @@ async fn an_exact_multiple_ends_on_the_empty_page_after_it() {
         .try_collect()
         .await
         .unwrap();
-    assert_eq!(
-        pages.iter().map(Vec::len).collect::<Vec<_>>(),
-        [2, 2],
+    assert!(
+        pages.iter().all(|page| !page.is_empty()),
         "no empty page yielded"
+    );
+    assert_eq!(
+        ids(&pages.concat()),
+        (0..4).map(|i| format!("dev-{i}")).collect::<Vec<_>>()
     );
 }
 
@@ -107,7 +112,8 @@ async fn page_size_minus_one_asks_for_everything_once() {
 async fn max_items_stops_early_and_asks_no_further() {
     let (server, client) = mocked().await;
     let first = device_page(&server, Some(10), Some(1), 0..10);
-    let second = device_page(&server, Some(10), Some(2), 10..20);
+    // Page 2 of 9 overlaps page 1 of 10 by one device.
+    let second = device_page(&server, Some(9), Some(2), 9..18);
     let got = client
         .devices()
         .page_size(10)
@@ -148,7 +154,7 @@ async fn a_server_that_ignores_the_page_is_an_error_not_a_loop() {
             err,
             Error::Pagination {
                 operation: "list_devices",
-                page: 2
+                ..
             }
         ),
         "{err}"
@@ -158,7 +164,11 @@ async fn a_server_that_ignores_the_page_is_an_error_not_a_loop() {
         items.next().await.is_none(),
         "the stream ends after the error"
     );
-    assert_eq!(same.calls_async().await, 2);
+    assert_eq!(
+        same.calls_async().await,
+        4,
+        "a few full pages of nothing new"
+    );
 }
 
 #[tokio::test]
@@ -182,8 +192,8 @@ async fn notification_pages_above_50_are_clamped_and_use_offsets() {
         .mock_async(|when, then| {
             when.path("/notifications")
                 .query_param("limit", "50")
-                .query_param("offset", "50");
-            then.status(200).json_body(page(50, 7));
+                .query_param("offset", "48");
+            then.status(200).json_body(page(48, 9));
         })
         .await;
     let all = client
@@ -554,6 +564,14 @@ async fn skip_starts_later_in_the_list() {
             then.status(200).json_body(json!([{"id": 7}, {"id": 8}]));
         })
         .await;
+    let from_eight = server
+        .mock_async(|when, then| {
+            when.path("/notifications")
+                .query_param("offset", "8")
+                .query_param("limit", "2");
+            then.status(200).json_body(json!([{"id": 8}, {"id": 9}]));
+        })
+        .await;
     let from_nine = server
         .mock_async(|when, then| {
             when.path("/notifications")
@@ -573,9 +591,10 @@ async fn skip_starts_later_in_the_list() {
     assert_eq!(
         (
             from_seven.calls_async().await,
+            from_eight.calls_async().await,
             from_nine.calls_async().await
         ),
-        (1, 1)
+        (1, 1, 1)
     );
 }
 

@@ -10,7 +10,6 @@ use leapcraft_test_kit::{DEVICE, RecordingSleep, Reply, Script, client, fake_cli
 
 const TOKEN: &str = "/auth/client/token";
 const DEV: &str = "/devices/dev-1";
-const MIB: usize = 1024 * 1024;
 
 /// A call that must end by itself: a hang fails the test instead of stalling it.
 async fn bounded<F: Future>(call: F) -> F::Output {
@@ -30,18 +29,78 @@ async fn a_successful_body_that_never_ends_stops_at_the_limit() {
     let (server, sleep) = scripted().await;
     server.always("GET", DEV, Reply::Endless { status: 200 });
     let client = client(server.base_url(), &sleep)
-        .max_response_bytes(MIB)
+        .max_response_bytes(16 * 1024)
         .build()
         .unwrap();
     let err = bounded(client.device("dev-1")).await.unwrap_err();
     assert!(
-        matches!(err, Error::ResponseTooLarge { operation: "get_device", limit } if limit == MIB as u64),
+        matches!(err, Error::ResponseTooLarge { operation: "get_device", limit } if limit == 16 * 1024),
         "{err:?}"
     );
     assert!(err.to_string().contains("max_response_bytes"), "{err}");
     assert_eq!(server.count(DEV), 1, "the same body is not asked for again");
     // The connection was dropped, not read to its (missing) end.
     bounded(server.all_closed()).await;
+}
+
+#[tokio::test]
+async fn a_page_far_larger_than_asked_is_refused_as_it_arrives() {
+    let (server, sleep) = scripted().await;
+    // 20,000 devices (about 1.5 MiB) where 10 were asked, under the 64 MiB client limit.
+    let devices: Vec<String> = (0..20_000)
+        .map(|i| {
+            format!(
+                r#"{{"physical_id":"dev-{i}","name":"{}","meta":{{}}}}"#,
+                "n".repeat(40)
+            )
+        })
+        .collect();
+    server.always(
+        "GET",
+        "/devices",
+        Reply::json(200, format!("[{}]", devices.join(","))),
+    );
+    let client = client(server.base_url(), &sleep).build().unwrap();
+    let err = bounded(client.devices().page_size(10).collect())
+        .await
+        .unwrap_err();
+    let Error::ResponseTooLarge { operation, limit } = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(operation, "list_devices");
+    assert!(limit < 1 << 20, "bounded by what was asked: {limit}");
+    // The same list asked for whole is read.
+    let all = bounded(client.devices().page_size(-1).collect())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 20_000);
+}
+
+#[tokio::test]
+async fn one_bad_field_or_record_hides_no_other() {
+    let (server, sleep) = scripted().await;
+    let mut body = br#"[{"physical_id":"a","name":"ok"},{"physical_id":"b","name":"raw "#.to_vec();
+    body.push(0xFF);
+    body.extend_from_slice(
+        br#" byte"},{"physical_id":"c","name":"lone \ud800"},{"physical_id":17},{"physical_id":"e"}]"#,
+    );
+    server.always("GET", "/devices", Reply::Bytes { status: 200, body });
+    let client = client(server.base_url(), &sleep).build().unwrap();
+    let devices = bounded(client.devices().collect()).await.unwrap();
+    let names: Vec<_> = devices
+        .iter()
+        .map(|d| (d.physical_id.as_str(), d.name.as_deref()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("a", Some("ok")),
+            ("b", Some("raw \u{FFFD} byte")),
+            ("c", Some("lone \u{FFFD}")),
+            ("e", None)
+        ],
+        "the unreadable record (an id that is a number) skipped, the others kept"
+    );
 }
 
 #[tokio::test]

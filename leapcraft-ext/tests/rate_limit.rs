@@ -170,30 +170,76 @@ async fn an_exhausted_retry_budget_returns_failures_at_once_until_successes_refi
     let client = paused_clock_client(&fake).build().unwrap();
     let clone = client.clone();
     let id = fake.dataset().physical_id(0);
+    // Attempts sent; 0 for a call the circuit breaker failed unsent.
     let attempts = |e: Error| match e {
         Error::Api(api) if api.status.as_u16() == 503 => api.attempts,
+        Error::Refusing { .. } => 0,
         other => panic!("{other:?}"),
     };
 
-    // Every call fails; each retry spends 5 of the 500 tokens, shared by the clones.
+    // Every call fails; each retry spends 5 of the 500 permits, shared by the clones.
     let mut made = Vec::new();
-    for _ in 0..40 {
+    for _ in 0..60 {
         made.push(attempts(clone.device(id.as_str()).await.unwrap_err()));
     }
     assert_eq!(made[0], 4, "retried while the budget lasted");
-    assert_eq!(made[39], 1, "then returned at once");
+    // Once the budget is spent and every answer is still a refusal, the breaker opens:
+    // calls fail at once, unsent.
+    let open = made
+        .iter()
+        .position(|&n| n == 0)
+        .expect("the breaker opened");
+    assert!(open < 40, "{made:?}");
+    assert!(made[open..].iter().all(|&n| n == 0), "{made:?}");
     let requests = fake.counters().requests.get_device;
     assert_eq!(requests, made.iter().map(|&n| u64::from(n)).sum::<u64>());
-    assert!(requests < 40 * 4, "{requests}: the budget saved requests");
     let err = client.device(id.as_str()).await.unwrap_err();
-    assert!(err.is_retryable(), "a retryable failure, returned as it is");
-    assert_eq!(attempts(err), 1, "the clones share the budget");
+    assert!(err.is_retryable(), "a retryable failure");
+    assert_eq!(
+        attempts(err),
+        0,
+        "the clones share the budget and the breaker"
+    );
 
-    // Ten successes give back ten tokens: two retries' worth.
+    // After the cool-down a probe goes; it succeeds, the breaker closes, and ten successes
+    // give back ten permits: two retries' worth.
+    tokio::time::advance(Duration::from_secs(61)).await;
     fake.set_fault_rate(0.0);
     for _ in 0..10 {
         client.device(id.as_str()).await.unwrap();
     }
     fake.set_fault_rate(1.0);
     assert_eq!(attempts(client.device(id.as_str()).await.unwrap_err()), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_api_that_refuses_everything_is_given_up_on_quickly() {
+    let fake = FakeServer::builder()
+        .devices(500)
+        .fault_rate(1.0)
+        .fault_kinds([FaultKind::TooManyRequests])
+        .start()
+        .await
+        .unwrap();
+    let client = paused_clock_client(&fake).build().unwrap();
+    let failures: Vec<Error> = client
+        .latest_many(ids(&fake, 0..500), 16)
+        .filter_map(|(_, reading)| std::future::ready(reading.err()))
+        .collect()
+        .await;
+    assert_eq!(failures.len(), 500, "nothing can succeed");
+    let refusing = failures
+        .iter()
+        .filter(|e| matches!(e, Error::Refusing { .. }))
+        .count();
+    assert!(refusing > 300, "most fail at once, unsent: {refusing}");
+    let sent = fake.counters().requests.total();
+    assert!(sent < 400, "fewer requests than devices: {sent}");
+    let text = failures
+        .iter()
+        .find(|e| matches!(e, Error::Refusing { .. }))
+        .unwrap()
+        .to_string();
+    assert!(text.contains("the API has refused every request"), "{text}");
+    assert!(text.contains("429"), "{text}");
 }

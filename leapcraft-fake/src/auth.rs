@@ -72,10 +72,28 @@ struct TokenState {
     expired: bool,
 }
 
+/// Why an API key was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyRefusal {
+    Unknown,
+    Revoked,
+}
+
+impl KeyRefusal {
+    pub(crate) fn message(self) -> &'static str {
+        match self {
+            KeyRefusal::Unknown => "Invalid API key",
+            KeyRefusal::Revoked => "API key revoked",
+        }
+    }
+}
+
 /// Keys, issued tokens and the expiry policy.
 #[derive(Debug)]
 pub(crate) struct TokenStore {
     keys: Vec<String>,
+    /// Exchanges allowed before the keys are revoked (`u64::MAX`: never).
+    exchanges_allowed: AtomicU64,
     max_uses: Option<u64>,
     ttl: Option<Duration>,
     clock: Clock,
@@ -88,6 +106,7 @@ impl TokenStore {
     pub(crate) fn new(keys: Vec<String>, max_uses: Option<u64>, ttl: Option<Duration>) -> Self {
         TokenStore {
             keys,
+            exchanges_allowed: AtomicU64::new(u64::MAX),
             max_uses,
             ttl,
             clock: Clock::new(),
@@ -105,12 +124,28 @@ impl TokenStore {
         &self.clock
     }
 
-    /// Exchanges a key for a fresh token, or `None` if the key is not valid.
-    pub(crate) fn exchange(&self, key: &str) -> Option<String> {
+    /// Revokes the keys once this many tokens were issued in all (at once if as many were).
+    pub(crate) fn revoke_after(&self, exchanges: u64) {
+        self.exchanges_allowed.store(exchanges, Ordering::Relaxed);
+    }
+
+    /// Revokes the keys now: tokens issued so far keep working until they expire.
+    pub(crate) fn revoke_now(&self) {
+        self.revoke_after(self.issued.load(Ordering::Relaxed));
+    }
+
+    /// Exchanges a key for a fresh token.
+    pub(crate) fn exchange(&self, key: &str) -> Result<String, KeyRefusal> {
         if !self.keys.iter().any(|k| k == key) {
-            return None;
+            return Err(KeyRefusal::Unknown);
         }
-        let n = self.issued.fetch_add(1, Ordering::Relaxed);
+        let allowed = self.exchanges_allowed.load(Ordering::Relaxed);
+        let n = self
+            .issued
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < allowed).then_some(n + 1)
+            })
+            .map_err(|_| KeyRefusal::Revoked)?;
         // Randomly keyed per process (RandomState), unique per exchange (the counter).
         let a = self.random.hash_one(n);
         let b = mix(a ^ n);
@@ -129,7 +164,7 @@ impl TokenStore {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(token.clone(), state);
-        Some(token)
+        Ok(token)
     }
 
     /// Checks an `Authorization` header value and counts one use of its token.
@@ -172,7 +207,7 @@ mod tests {
     #[test]
     fn uses_and_ttl_expire_tokens() {
         let store = TokenStore::new(vec!["k".into()], Some(2), Some(Duration::from_secs(10)));
-        assert!(store.exchange("nope").is_none());
+        assert_eq!(store.exchange("nope"), Err(KeyRefusal::Unknown));
         let t = store.exchange("k").unwrap();
         let h = format!("Bearer {t}");
         assert!(store.authorize(Some(h.as_bytes())).is_ok());
@@ -187,6 +222,9 @@ mod tests {
             store.authorize(Some(h2.as_bytes())),
             Err(Rejection::Expired)
         );
+        store.revoke_after(3);
+        assert!(store.exchange("k").is_ok());
+        assert_eq!(store.exchange("k"), Err(KeyRefusal::Revoked));
         assert_eq!(store.authorize(None), Err(Rejection::Missing));
         assert_eq!(
             store.authorize(Some(b"Basic abc")),

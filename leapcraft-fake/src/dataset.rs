@@ -11,6 +11,10 @@
 //! (`0123555235565de1ee`, upper or lower case) or `testsim00004`; some topology details carry
 //! `created_at` as `2020-12-16 13:51:58`; some device kinds send extra telemetry keys
 //! (`voc`, `noise`, `p0`...) and `null` for metrics they do not measure.
+//!
+//! Whatever the seed, the first devices carry the ids the docs use ([`DOCUMENTED_IDS`]), so
+//! that every example of the README, the rustdoc and the API docs works against the fake (and
+//! against `leapcraft --demo`).
 
 use chrono::{DateTime, Datelike, Duration as ChronoDuration, NaiveDate, Utc};
 use serde::Serialize;
@@ -30,6 +34,25 @@ pub const READING_INTERVAL_SECS: i64 = 60;
 
 /// The most periods one `type=averages` request may span; more is a 400.
 pub const MAX_AVERAGE_PERIODS: usize = 5_000;
+
+/// The ids the docs use, and the devices that carry them: device 0 is the gateway
+/// `0123245cf74c60d7ee` (topology 1), device 1 is `D2:C1:AA:FF:3E:09`, and so on. With the
+/// default 8 devices per gateway, device 8 is the gateway `01231AC7BFB729F0EE` of topology 2.
+/// A dataset with fewer devices has the first ones only.
+pub const DOCUMENTED_IDS: [(usize, &str); 5] = [
+    (0, "0123245cf74c60d7ee"),
+    (1, "D2:C1:AA:FF:3E:09"),
+    (2, "0123555235565de1ee"),
+    (4, "testsim00004"),
+    (8, "01231AC7BFB729F0EE"),
+];
+
+fn documented_id(i: usize) -> Option<&'static str> {
+    DOCUMENTED_IDS
+        .iter()
+        .find(|(index, _)| *index == i)
+        .map(|(_, id)| *id)
+}
 
 const TAG_ID: u64 = 1;
 const TAG_DEVICE: u64 = 2;
@@ -410,6 +433,9 @@ impl Dataset {
 
     /// The physical id of device `i` (`i < device_count()`).
     pub fn physical_id(&self, i: usize) -> String {
+        if let Some(id) = documented_id(i) {
+            return id.to_string();
+        }
         let p = self.perm.apply(i as u32);
         let h = hash(self.cfg.seed, TAG_ID, i as u64, 2);
         match self.id_style(i) {
@@ -438,6 +464,18 @@ impl Dataset {
 
     /// The index of the device with this physical id (ASCII case-insensitive), if any.
     pub fn find_device(&self, id: &str) -> Option<usize> {
+        self.find_below(id, self.cfg.devices)
+    }
+
+    /// The index below `bound` of the device with this physical id: devices past the
+    /// dataset's count are the ones a live account adds ([`crate::server::Churn`]).
+    pub(crate) fn find_below(&self, id: &str, bound: usize) -> Option<usize> {
+        if let Some((i, _)) = DOCUMENTED_IDS
+            .iter()
+            .find(|(_, known)| known.eq_ignore_ascii_case(id))
+        {
+            return (*i < bound).then_some(*i);
+        }
         let candidate = if let Some(num) = id.strip_prefix("testsim") {
             if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
@@ -456,7 +494,7 @@ impl Dataset {
         } else {
             return None;
         };
-        (candidate < self.cfg.devices && self.physical_id(candidate).eq_ignore_ascii_case(id))
+        (candidate < bound && self.physical_id(candidate).eq_ignore_ascii_case(id))
             .then_some(candidate)
     }
 
@@ -642,7 +680,8 @@ impl Dataset {
             .collect()
     }
 
-    /// The notifications present at start, oldest first (ids ascending from 4001).
+    /// The notifications present at start, oldest first (ids ascending from 4001), a third of
+    /// them about device 1 (`D2:C1:AA:FF:3E:09`).
     pub fn initial_notifications(&self) -> Vec<Notification> {
         let n = if self.cfg.devices == 0 {
             0
@@ -655,7 +694,12 @@ impl Dataset {
         (0..n)
             .map(|j| {
                 let mut r = SplitMix::for_entity(self.cfg.seed, TAG_NOTIFICATION, j as u64, 0);
-                let device = r.below(self.cfg.devices as u64) as usize;
+                let mut device = r.below(self.cfg.devices as u64) as usize;
+                // A third are about the docs' `D2:C1:AA:FF:3E:09`, so that the README's
+                // `notifications --device D2:C1:AA:FF:3E:09 --offset 20` shows some.
+                if j % 3 == 0 && self.cfg.devices > 1 {
+                    device = 1;
+                }
                 let (category, message) = *r.pick(NOTES);
                 let t = start + j as i64 * step + r.below(step.max(1) as u64) as i64;
                 Notification {
@@ -833,8 +877,19 @@ mod tests {
             assert_eq!(d.find_device(&id.to_ascii_lowercase()), Some(i), "{id}");
             assert!(seen.insert(id));
         }
-        assert_eq!(d.find_device("D2:C1:AA:FF:3E:09"), None);
+        assert_eq!(d.find_device("D2:C1:AA:FF:3E:09"), Some(1));
+        assert_eq!(d.find_device("d2:c1:aa:ff:3e:09"), Some(1));
+        assert_eq!(
+            d.find_device("testsim00001"),
+            None,
+            "device 1 is documented"
+        );
         assert_eq!(d.find_device("testsim99999"), None);
+        let small = Dataset::new(DatasetConfig {
+            devices: 2,
+            ..DatasetConfig::default()
+        });
+        assert_eq!(small.find_device("testsim00004"), None, "past the count");
         assert_eq!(d.find_device(""), None);
     }
 

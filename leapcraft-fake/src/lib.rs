@@ -3,8 +3,9 @@
 //! [`FakeServer`] serves the eight operations of the API under `/v1` on 127.0.0.1, over a
 //! seeded, deterministic dataset ([`dataset`]), with the documented paging rules and errors
 //! ([`routes`]), expiring tokens ([`auth`]), injected faults and latency ([`faults`]), a
-//! request-rate limit that answers `429` ([`rate_limit`]), and counters tests can assert on
-//! ([`counters`]).
+//! request-rate limit that answers `429` ([`rate_limit`]), what a live account does to its
+//! lists and records ([`account`]: churn, malformed records, oversized pages), and counters
+//! tests can assert on ([`counters`]).
 //!
 //! ```
 //! use leapcraft_fake::FakeServer;
@@ -29,6 +30,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod account;
 pub mod auth;
 pub mod counters;
 pub mod dataset;
@@ -39,6 +41,7 @@ pub mod routes;
 pub mod server;
 pub mod timefmt;
 
+pub use account::{Churn, Corruption};
 pub use auth::DEMO_KEY;
 pub use counters::{CountersSnapshot, FaultCounts, OpCounts, Operation};
 pub use dataset::{DEFAULT_SEED, Dataset, DatasetConfig};

@@ -4,7 +4,9 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use leapcraft_fake::{FakeServer, FaultKind, NotificationLimitPolicy, RateLimit, RetryAfter};
+use leapcraft_fake::{
+    Churn, Corruption, FakeServer, FaultKind, NotificationLimitPolicy, RateLimit, RetryAfter,
+};
 
 /// A fake Leapcraft Client API server on 127.0.0.1, for offline development and tests.
 #[derive(Debug, Parser)]
@@ -65,6 +67,20 @@ struct Args {
     /// Tokens expire this many seconds after they were issued.
     #[arg(long)]
     token_ttl_secs: Option<u64>,
+    /// The key is refused (401) after this many token exchanges.
+    #[arg(long, value_name = "N")]
+    revoke_key_after: Option<u64>,
+    /// How the lists change while read: none, remove-first (the first device / newest
+    /// notification deleted after each list request) or add (one added before each).
+    #[arg(long, default_value = "none")]
+    churn: Churn,
+    /// Serve device INDEX as a malformed record, KIND one of utf8, surrogate, unreadable
+    /// (repeatable), as INDEX:KIND.
+    #[arg(long, value_name = "INDEX:KIND", value_parser = corrupt_device)]
+    corrupt_device: Vec<(usize, Corruption)>,
+    /// Answer every device list request with about this many MiB of devices.
+    #[arg(long, value_name = "MIB")]
+    oversized_device_page_mib: Option<u64>,
     /// A valid API key (repeatable). Default: demo-key.
     #[arg(long = "key")]
     keys: Vec<String>,
@@ -80,6 +96,16 @@ struct Args {
     /// Stamp the latest readings from now instead of the docs' fixed 2026-03-29T15:24:05Z.
     #[arg(long)]
     fresh_readings: bool,
+}
+
+fn corrupt_device(s: &str) -> Result<(usize, Corruption), String> {
+    let (index, kind) = s
+        .split_once(':')
+        .ok_or_else(|| format!("`{s}`: expected INDEX:KIND, such as 3:utf8"))?;
+    let index = index
+        .parse()
+        .map_err(|_| format!("`{index}` is not a device index"))?;
+    Ok((index, kind.parse()?))
 }
 
 #[tokio::main]
@@ -102,6 +128,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .fault_kinds(args.faults)
         .fault_token_exchange(args.fault_token_exchange)
         .fresh_readings(args.fresh_readings)
+        .churn(args.churn)
         .latency(Duration::from_millis(args.latency_ms))
         .precise_latency(true);
     if let Some(rate) = args.rate_limit {
@@ -119,6 +146,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some(s) = args.token_ttl_secs {
         builder = builder.token_ttl(Duration::from_secs(s));
+    }
+    if let Some(n) = args.revoke_key_after {
+        builder = builder.revoke_key_after_exchanges(n);
+    }
+    for (index, corruption) in args.corrupt_device {
+        builder = builder.corrupt_device(index, corruption);
+    }
+    if let Some(mib) = args.oversized_device_page_mib {
+        builder = builder.oversized_device_page(mib.saturating_mul(1 << 20));
     }
     for key in args.keys {
         builder = builder.valid_key(key);

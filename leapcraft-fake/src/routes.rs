@@ -13,10 +13,13 @@
 //! - `GET /telemetry/{id}`: `type` is `latest` or `averages`; averages need `resolution`
 //!   (`daily`, `weekly`, `monthly`), `from` and `to` with `from < to`.
 //! - Integers must be plain decimal integers. Unknown devices and topologies are `404`.
+//!
+//! The device list and the notifications may change while they are read, and a device record
+//! may be malformed: see [`crate::account`].
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -34,6 +37,7 @@ use serde::Serialize;
 use serde_json::json;
 use tokio::sync::Notify;
 
+use crate::account::{Churn, DeviceList};
 use crate::auth::TokenStore;
 use crate::counters::{Counters, Operation};
 use crate::dataset::{Dataset, Notification, READING_INTERVAL_SECS, Resolution};
@@ -69,10 +73,18 @@ pub(crate) struct AppState {
     pub(crate) precise_latency: bool,
     pub(crate) tick: AtomicU64,
     pub(crate) notifications: RwLock<Vec<Notification>>,
+    /// The id of the last notification ever raised (deleted ones included): ids are unique.
+    pub(crate) last_notification_id: AtomicI64,
+    /// When the last notification ever raised was, in Unix seconds.
+    pub(crate) last_notification_secs: AtomicI64,
     pub(crate) pushed: AtomicU64,
     pub(crate) notification_limit: NotificationLimitPolicy,
-    /// Whether each `GET /notifications` raises a notification before it is answered.
-    pub(crate) notification_per_list: bool,
+    /// The devices on the account now.
+    pub(crate) devices: RwLock<DeviceList>,
+    /// How the lists change while read.
+    pub(crate) churn: Mutex<Churn>,
+    /// When not zero, every `GET /devices` is answered with about this many bytes of devices.
+    pub(crate) oversized_page: AtomicU64,
     /// The last requests, when recording is on (capacity > 0).
     pub(crate) log: Mutex<VecDeque<RecordedRequest>>,
     pub(crate) log_capacity: usize,
@@ -137,23 +149,56 @@ impl AppState {
             .notifications
             .write()
             .unwrap_or_else(|e| e.into_inner());
-        let last = list.last();
-        let id = last.map_or(4001, |n| n.id + 1);
-        let last_secs = last
-            .and_then(|n| parse_timestamp(&n.created_at))
-            .map_or(0, |t| t.timestamp());
+        let id = self.last_notification_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let last_secs = self.last_notification_secs.load(Ordering::Relaxed);
         let now = self.dataset.config().latest_epoch
             + self.tick.load(Ordering::Relaxed) as i64 * READING_INTERVAL_SECS;
+        let secs = now.max(last_secs + 1);
+        self.last_notification_secs.store(secs, Ordering::Relaxed);
         let n = Notification {
             id,
             physical_id,
             category: Some(category.to_string()),
             message: Some(message.to_string()),
-            created_at: seconds_z(from_unix(now.max(last_secs + 1))),
+            created_at: seconds_z(from_unix(secs)),
         };
         list.push(n.clone());
         self.pushed.fetch_add(1, Ordering::Relaxed);
         n
+    }
+
+    /// The ids and times to continue from after `initial`, the notifications at start.
+    pub(crate) fn notification_clock(initial: &[Notification]) -> (AtomicI64, AtomicI64) {
+        let last = initial.last();
+        let secs = last
+            .and_then(|n| parse_timestamp(&n.created_at))
+            .map_or(0, |t| t.timestamp());
+        (
+            AtomicI64::new(last.map_or(4000, |n| n.id)),
+            AtomicI64::new(secs),
+        )
+    }
+
+    pub(crate) fn churn(&self) -> Churn {
+        *self.churn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Deletes the `n` newest notifications.
+    pub(crate) fn delete_newest_notifications(&self, n: usize) {
+        let mut list = self
+            .notifications
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let keep = list.len().saturating_sub(n);
+        list.truncate(keep);
+    }
+
+    /// The device with this id, if it is on the account.
+    fn find_device(&self, id: &str) -> Option<usize> {
+        self.devices
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .find(&self.dataset, id)
     }
 
     /// Raises the next of the dataset's plausible notifications.
@@ -209,50 +254,85 @@ fn json_response<T: Serialize>(value: &T) -> Response {
     }
 }
 
-fn array_chunk<T: Serialize>(n: usize, chunk: usize, item: &impl Fn(usize) -> T) -> Bytes {
-    let (start, end) = (chunk * CHUNK, ((chunk + 1) * CHUNK).min(n));
-    let mut buf = Vec::with_capacity((end - start) * 200 + 2);
-    if chunk == 0 {
+/// Writes item `k` of a JSON array into the buffer.
+trait WriteItem: Fn(usize, &mut Vec<u8>) + Send + Sync + 'static {}
+impl<F: Fn(usize, &mut Vec<u8>) + Send + Sync + 'static> WriteItem for F {}
+
+/// Items `range` of an array of `n` (`None`: without end), with the `[`, `,` and `]` they need.
+fn array_chunk(range: std::ops::Range<usize>, n: Option<usize>, write: &impl WriteItem) -> Bytes {
+    let mut buf = Vec::with_capacity(range.len() * 200 + 2);
+    if range.start == 0 {
         buf.push(b'[');
     }
-    for k in start..end {
+    for k in range.clone() {
         if k > 0 {
             buf.push(b',');
         }
-        // Serialising our own plain structs into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut buf, &item(k));
+        write(k, &mut buf);
     }
-    if end == n {
+    if Some(range.end) == n {
         buf.push(b']');
     }
     Bytes::from(buf)
 }
 
-/// A JSON array of `n` items made by `item(0..n)`: built at once when small, streamed in
-/// chunks (generated as the client reads) when large, so huge lists cost little memory.
-fn array_response<T, F>(n: usize, item: F) -> Response
-where
-    T: Serialize,
-    F: Fn(usize) -> T + Send + Sync + 'static,
-{
-    let chunks = n.div_ceil(CHUNK).max(1);
-    let body = if n <= STREAM_THRESHOLD {
-        let mut buf = Vec::new();
-        for c in 0..chunks {
-            buf.extend_from_slice(&array_chunk(n, c, &item));
-        }
-        Body::from(buf)
-    } else {
-        let stream = futures::stream::iter(
-            (0..chunks).map(move |c| Ok::<_, Infallible>(array_chunk(n, c, &item))),
-        );
-        Body::from_stream(stream)
-    };
+/// Item `k` serialised as JSON.
+fn serialised<T: Serialize>(item: impl Fn(usize) -> T + Send + Sync + 'static) -> impl WriteItem {
+    // Serialising our own plain structs into a Vec cannot fail.
+    move |k, buf: &mut Vec<u8>| drop(serde_json::to_writer(buf, &item(k)))
+}
+
+fn json_body(body: Body) -> Response {
     (
         [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
         body,
     )
         .into_response()
+}
+
+/// A JSON array of `n` items written by `write(0..n)`: built at once when small, streamed in
+/// chunks (generated as the client reads) when large, so huge lists cost little memory.
+fn array_response(n: usize, write: impl WriteItem) -> Response {
+    let chunks = n.div_ceil(CHUNK).max(1);
+    let range = move |c: usize| c * CHUNK..((c + 1) * CHUNK).min(n);
+    let body = if n <= STREAM_THRESHOLD {
+        let mut buf = Vec::new();
+        for c in 0..chunks {
+            buf.extend_from_slice(&array_chunk(range(c), Some(n), &write));
+        }
+        Body::from(buf)
+    } else {
+        let stream = futures::stream::iter(
+            (0..chunks).map(move |c| Ok::<_, Infallible>(array_chunk(range(c), Some(n), &write))),
+        );
+        Body::from_stream(stream)
+    };
+    json_body(body)
+}
+
+/// A JSON array of as many items written by `write(0..)` as make about `bytes` bytes (at
+/// least one chunk), streamed.
+fn sized_array_response(bytes: u64, write: impl WriteItem) -> Response {
+    let stream = futures::stream::unfold((0usize, 0u64), move |(k, sent)| {
+        let chunk = (sent < bytes).then(|| {
+            let mut part = array_chunk(k..k + CHUNK, None, &write).to_vec();
+            let sent = sent + part.len() as u64;
+            if sent >= bytes {
+                part.push(b']');
+            }
+            (Ok::<_, Infallible>(Bytes::from(part)), (k + CHUNK, sent))
+        });
+        std::future::ready(chunk)
+    });
+    json_body(Body::from_stream(stream))
+}
+
+/// Writes device `i` as the account lists it: its record, or the malformed one it was given.
+fn write_device(dataset: &Dataset, list: &DeviceList, i: usize, buf: &mut Vec<u8>) {
+    match list.corrupt.get(&i) {
+        Some(corruption) => buf.extend_from_slice(&corruption.record(dataset, i)),
+        None => drop(serde_json::to_writer(buf, &dataset.device(i))),
+    }
 }
 
 /// Decoded query parameters.
@@ -463,11 +543,11 @@ async fn get_access_token(
         .filter(|k| !k.is_empty())
         .ok_or_else(|| ApiError::bad_request("`api_key` is required"))?;
     match st.tokens.exchange(&key) {
-        Some(token) => {
+        Ok(token) => {
             st.counters.token_exchanged();
             Ok(json_response(&json!({ "type": "bearer", "token": token })))
         }
-        None => Err(ApiError(StatusCode::UNAUTHORIZED, "Invalid API key".into())),
+        Err(refusal) => Err(ApiError(StatusCode::UNAUTHORIZED, refusal.message().into())),
     }
 }
 
@@ -478,7 +558,26 @@ async fn list_devices(
     let q = Query::parse(raw);
     let limit = q.int("limit")?.unwrap_or(100);
     let page = q.int("page")?.unwrap_or(1);
-    let n = st.dataset.device_count();
+    let churn = st.churn();
+    let mut devices = st.devices.write().unwrap_or_else(|e| e.into_inner());
+    if churn == Churn::AddEachRequest {
+        devices.add(&st.dataset);
+    }
+    // What this answer lists: the account as it is now, whatever happens to it next.
+    let list = devices.clone();
+    if churn == Churn::RemoveFirstEachPage {
+        devices.remove_first(&st.dataset);
+    }
+    drop(devices);
+    let oversized = st.oversized_page.load(Ordering::Relaxed);
+    if oversized > 0 {
+        // Devices past the dataset's count too: as many distinct ones as the size takes.
+        return Ok(sized_array_response(
+            oversized,
+            move |k, buf: &mut Vec<u8>| write_device(&st.dataset, &list, k, buf),
+        ));
+    }
+    let n = list.len(&st.dataset);
     let (start, end) = if limit == -1 {
         (0, n)
     } else {
@@ -495,8 +594,9 @@ async fn list_devices(
         let start = (page as u64 - 1).saturating_mul(limit as u64).min(n as u64) as usize;
         (start, start.saturating_add(limit as usize).min(n))
     };
-    Ok(array_response(end - start, move |k| {
-        st.dataset.device(start + k)
+    Ok(array_response(end - start, move |k, buf: &mut Vec<u8>| {
+        let i = list.at(&st.dataset, start + k);
+        write_device(&st.dataset, &list, i, buf)
     }))
 }
 
@@ -506,10 +606,12 @@ async fn get_device(
 ) -> Result<Response, ApiError> {
     let id = path_param(id)?;
     let i = st
-        .dataset
         .find_device(&id)
         .ok_or_else(|| ApiError::not_found(format!("Device `{id}` not found")))?;
-    Ok(json_response(&st.dataset.device(i)))
+    let mut buf = Vec::new();
+    let list = st.devices.read().unwrap_or_else(|e| e.into_inner());
+    write_device(&st.dataset, &list, i, &mut buf);
+    Ok(json_body(Body::from(buf)))
 }
 
 async fn get_telemetry(
@@ -549,7 +651,6 @@ async fn get_telemetry(
         }
     };
     let i = st
-        .dataset
         .find_device(&id)
         .ok_or_else(|| ApiError::not_found(format!("Device `{id}` not found")))?;
     match averages {
@@ -571,7 +672,7 @@ async fn list_topologies(State(st): State<Arc<AppState>>) -> Response {
     if n * per <= STREAM_THRESHOLD {
         json_response(&(0..n).map(|k| st.dataset.topology(k)).collect::<Vec<_>>())
     } else {
-        array_response(n, move |k| st.dataset.topology(k))
+        array_response(n, serialised(move |k| st.dataset.topology(k)))
     }
 }
 
@@ -607,12 +708,13 @@ async fn list_notifications(
             "`offset` must be at least 0, got {offset}"
         )));
     }
-    if st.notification_per_list {
+    let churn = st.churn();
+    if churn == Churn::AddEachRequest {
         st.push_generated_notification();
     }
     let device = q.str("physical_id");
     let list = st.notifications.read().unwrap_or_else(|e| e.into_inner());
-    let page: Vec<&Notification> = list
+    let page: Vec<Notification> = list
         .iter()
         .rev()
         .filter(|n| {
@@ -624,7 +726,12 @@ async fn list_notifications(
         })
         .skip(offset as usize)
         .take(limit as usize)
+        .cloned()
         .collect();
+    drop(list);
+    if churn == Churn::RemoveFirstEachPage {
+        st.delete_newest_notifications(1);
+    }
     Ok(json_response(&page))
 }
 

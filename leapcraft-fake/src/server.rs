@@ -20,6 +20,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tower_service::Service;
 
+use crate::account::{Churn, Corruption, DeviceList};
 use crate::auth::{DEMO_KEY, TokenStore};
 use crate::counters::{Counters, CountersSnapshot};
 use crate::dataset::{Dataset, DatasetConfig, Notification};
@@ -56,6 +57,7 @@ pub struct FakeServerBuilder {
     keys: Vec<String>,
     token_max_uses: Option<u64>,
     token_ttl: Option<Duration>,
+    revoke_after: Option<u64>,
     fault_rate: f64,
     fault_kinds: Vec<FaultKind>,
     fault_token_exchange: bool,
@@ -65,7 +67,9 @@ pub struct FakeServerBuilder {
     host: IpAddr,
     port: u16,
     notification_limit: NotificationLimitPolicy,
-    notification_per_list: bool,
+    churn: Churn,
+    corrupt: Vec<(usize, Corruption)>,
+    oversized_page: Option<u64>,
     live: Option<Duration>,
     fresh_readings: bool,
     record: usize,
@@ -79,6 +83,7 @@ impl Default for FakeServerBuilder {
             keys: Vec::new(),
             token_max_uses: None,
             token_ttl: None,
+            revoke_after: None,
             fault_rate: 0.0,
             fault_kinds: FaultKind::ALL.to_vec(),
             fault_token_exchange: false,
@@ -88,7 +93,9 @@ impl Default for FakeServerBuilder {
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 0,
             notification_limit: NotificationLimitPolicy::Reject,
-            notification_per_list: false,
+            churn: Churn::None,
+            corrupt: Vec::new(),
+            oversized_page: None,
             live: None,
             fresh_readings: false,
             record: 0,
@@ -143,6 +150,14 @@ impl FakeServerBuilder {
     /// the fake's clock, which [`FakeServer::advance_clock`] moves forward.
     pub fn token_ttl(mut self, ttl: Duration) -> Self {
         self.token_ttl = Some(ttl);
+        self
+    }
+
+    /// The API key is revoked after this many successful token exchanges (default: never):
+    /// from then on the exchange answers `401` ("API key revoked"), while the tokens already
+    /// issued work until they expire.
+    pub fn revoke_key_after_exchanges(mut self, exchanges: u64) -> Self {
+        self.revoke_after = Some(exchanges);
         self
     }
 
@@ -206,11 +221,25 @@ impl FakeServerBuilder {
         self
     }
 
-    /// Makes each `GET /notifications` raise a new notification before it is answered, as on
-    /// a busy account: the list grows between two page requests of a client paging through it
-    /// (default: off).
-    pub fn notification_per_list_request(mut self, yes: bool) -> Self {
-        self.notification_per_list = yes;
+    /// How the device and notification lists change while they are read (default:
+    /// [`Churn::None`]); also [`FakeServer::set_churn`].
+    pub fn churn(mut self, churn: Churn) -> Self {
+        self.churn = churn;
+        self
+    }
+
+    /// Serves device `index` (of the dataset) as a malformed record, in `GET /devices` and
+    /// `GET /devices/{physical_id}`; its id and readings stay as they are. Repeatable.
+    pub fn corrupt_device(mut self, index: usize, corruption: Corruption) -> Self {
+        self.corrupt.push((index, corruption));
+        self
+    }
+
+    /// Answers every `GET /devices` with about `bytes` bytes of distinct devices (at least
+    /// 250), whatever its `limit` and `page` (default: off): a page far larger than asked.
+    /// The body is streamed, so the fake's memory stays small.
+    pub fn oversized_device_page(mut self, bytes: u64) -> Self {
+        self.oversized_page = Some(bytes);
         self
     }
 
@@ -265,8 +294,22 @@ impl FakeServerBuilder {
         } else {
             self.keys.clone()
         };
+        let notifications = dataset.initial_notifications();
+        let (last_notification_id, last_notification_secs) =
+            AppState::notification_clock(&notifications);
+        let mut devices = DeviceList::default();
+        devices.corrupt.extend(self.corrupt.iter().copied());
+        let tokens = TokenStore::new(keys, self.token_max_uses, self.token_ttl);
+        if let Some(n) = self.revoke_after {
+            tokens.revoke_after(n);
+        }
         let state = Arc::new(AppState {
-            notifications: RwLock::new(dataset.initial_notifications()),
+            notifications: RwLock::new(notifications),
+            last_notification_id,
+            last_notification_secs,
+            devices: RwLock::new(devices),
+            churn: Mutex::new(self.churn),
+            oversized_page: AtomicU64::new(self.oversized_page.unwrap_or(0)),
             faults: FaultInjector::new(
                 dataset.config().seed,
                 self.fault_rate,
@@ -275,14 +318,13 @@ impl FakeServerBuilder {
             ),
             rate_limit: Limiter::default(),
             dataset,
-            tokens: TokenStore::new(keys, self.token_max_uses, self.token_ttl),
+            tokens,
             counters: Counters::default(),
             latency_nanos: AtomicU64::new(self.latency.as_nanos().min(u128::from(u64::MAX)) as u64),
             precise_latency: self.precise_latency,
             tick: AtomicU64::new(0),
             pushed: AtomicU64::new(0),
             notification_limit: self.notification_limit,
-            notification_per_list: self.notification_per_list,
             log: Mutex::new(VecDeque::new()),
             log_capacity: self.record,
         });
@@ -452,6 +494,57 @@ impl FakeServer {
     /// Expires every token issued so far: their next use is a `401`.
     pub fn expire_tokens(&self) {
         self.state.tokens.expire_all();
+    }
+
+    /// Revokes the API key now: the token exchange answers `401` from now on, while the tokens
+    /// already issued work until they expire.
+    pub fn revoke_key(&self) {
+        self.state.tokens.revoke_now();
+    }
+
+    /// Changes how the lists change while read (see [`FakeServerBuilder::churn`]).
+    pub fn set_churn(&self, churn: Churn) {
+        *self.state.churn.lock().unwrap_or_else(|e| e.into_inner()) = churn;
+    }
+
+    /// Serves device `index` as a malformed record from now on (see
+    /// [`FakeServerBuilder::corrupt_device`]); `None` serves it whole again.
+    pub fn corrupt_device(&self, index: usize, corruption: Option<Corruption>) {
+        let mut devices = self
+            .state
+            .devices
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        match corruption {
+            Some(c) => devices.corrupt.insert(index, c),
+            None => devices.corrupt.remove(&index),
+        };
+    }
+
+    /// Answers every `GET /devices` with about `bytes` bytes of devices from now on (see
+    /// [`FakeServerBuilder::oversized_device_page`]); `None` serves pages as asked again.
+    pub fn set_oversized_device_page(&self, bytes: Option<u64>) {
+        self.state
+            .oversized_page
+            .store(bytes.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// The physical ids of the devices on the account now, as `GET /devices` lists them
+    /// (newest first): the dataset's, less the deleted ones, plus the added ones.
+    pub fn device_ids(&self) -> Vec<String> {
+        let devices = self.state.devices.read().unwrap_or_else(|e| e.into_inner());
+        let dataset = &self.state.dataset;
+        devices
+            .slice(dataset, 0..devices.len(dataset))
+            .into_iter()
+            .map(|i| dataset.physical_id(i))
+            .collect()
+    }
+
+    /// Deletes the `n` newest notifications (all of them if there are fewer). Ids are never
+    /// reused: the next notification raised gets a new one.
+    pub fn delete_newest_notifications(&self, n: usize) {
+        self.state.delete_newest_notifications(n);
     }
 
     /// Moves the clock of token lifetimes forward (see [`FakeServerBuilder::token_ttl`]).

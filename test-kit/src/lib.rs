@@ -36,6 +36,8 @@ pub enum Reply {
         body: String,
         claimed: usize,
     },
+    /// A complete JSON response whose body is these bytes, valid UTF-8 or not.
+    Bytes { status: u16, body: Vec<u8> },
     /// The connection closes without a response.
     Drop,
     /// The connection stays open and nothing is ever sent (until the client closes it).
@@ -205,6 +207,17 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
                 head.push_str(&body);
                 // One write: two small ones meet Nagle and delayed ACKs (40 ms each).
                 if stream.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+            Reply::Bytes { status, body } => {
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                    body.len()
+                );
+                let mut all = head.into_bytes();
+                all.extend_from_slice(&body);
+                if stream.write_all(&all).await.is_err() {
                     return;
                 }
             }

@@ -1,7 +1,6 @@
 //! `/metrics`: the metrics, their names and units, rendered from the [`Store`] at scrape time
 //! in the Prometheus text format or OpenMetrics, with stale readings left out.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use leapcraft_ext::ClientStats;
@@ -10,7 +9,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, NoLabelSe
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use super::store::{DeviceEntry, ReadingEntry, State, Store};
+use crate::poll::store::{DeviceEntry, PollReport, ReadingEntry, State, Store};
 
 /// The exposition formats `/metrics` speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,7 +93,7 @@ const QUANTITIES: [Quantity; 4] = [
 /// `capacity` bytes at first (the size of the last rendering saves growing it step by step).
 /// Readings recorded more than `stale_after` before `now` are left out.
 pub fn render(
-    store: &Arc<Store>,
+    store: &Store,
     stats: ClientStats,
     stale_after: Duration,
     format: Format,
@@ -122,7 +121,7 @@ pub fn render(
 /// One scrape: encodes the store as it is, under its read lock.
 #[derive(Debug)]
 struct Scrape {
-    store: Arc<Store>,
+    store: Store,
     stats: ClientStats,
     stale_after: Duration,
     now: SystemTime,
@@ -157,20 +156,12 @@ fn counter(
 }
 
 impl Scrape {
-    /// The devices whose latest reading is fresh: recorded no more than `stale_after` ago,
-    /// by the reading's own time. A sensor gone quiet, or an API out of reach, leaves
-    /// nothing that looks current.
+    /// The devices whose latest reading is fresh at the scrape.
     fn fresh<'s>(
         &self,
         state: &'s State,
     ) -> impl Iterator<Item = (&'s DeviceEntry, &'s ReadingEntry)> + Clone {
-        let oldest = self.now.checked_sub(self.stale_after);
-        state.devices.values().filter_map(move |device| {
-            let reading = device.reading.as_ref()?;
-            oldest
-                .is_none_or(|oldest| reading.recorded_at >= oldest)
-                .then_some((device, reading))
-        })
+        state.fresh(self.now, self.stale_after)
     }
 
     fn readings(&self, state: &State, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
@@ -277,21 +268,30 @@ impl Scrape {
                 seconds(at),
             )?;
         }
-        if let Some(d) = health.last_duration {
+        if let Some(poll) = health.last_poll {
             gauge(
                 encoder,
                 "leapcraft_poll_duration",
                 "How long the last poll took, successful or not.",
                 Some(&Unit::Seconds),
-                d.as_secs_f64(),
+                poll.duration.as_secs_f64(),
             )?;
         }
+        let last = |f: fn(&PollReport) -> u64| health.last_poll.as_ref().map_or(0, f);
         gauge(
             encoder,
             "leapcraft_poll_failed_devices",
             "Devices whose latest reading could not be read in the last poll.",
             None,
-            health.last_failed_devices,
+            last(|p| p.failed_devices),
+        )?;
+        gauge(
+            encoder,
+            "leapcraft_poll_stale_readings",
+            "Devices whose latest reading was older than --stale-after at the end of the last \
+             poll, and so not exported.",
+            None,
+            last(|p| p.stale_readings),
         )?;
         Ok(())
     }
@@ -349,7 +349,7 @@ impl Collector for Scrape {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::serve::store::PollOutcome;
+    use crate::poll::store::PollOutcome;
     use leapcraft_ext::{Device, Notification, Reading};
     use serde_json::json;
 
@@ -363,8 +363,8 @@ mod tests {
         )
     }
 
-    fn store() -> Arc<Store> {
-        let store = Store::new(Duration::from_secs(60));
+    fn store() -> Store {
+        let store = Store::new(Duration::from_secs(60), Duration::from_secs(3600));
         let devices: Vec<Device> = serde_json::from_value(json!([
             {"physical_id": "A", "name": "Room \"1\"\nnorth\\", "type": "ambinode", "serial": "S1", "topology_id": 3},
             {"physical_id": "B", "name": null, "type": "airbird"},
@@ -395,12 +395,15 @@ mod tests {
         ]))
         .unwrap();
         store.add_notifications(&notes);
-        store.finish_poll(PollOutcome {
-            succeeded: true,
-            duration: Duration::from_millis(1500),
-            failed_devices: 1,
-        });
-        Arc::new(store)
+        store.finish_poll(
+            PollOutcome {
+                duration: Duration::from_millis(1500),
+                readings: 2,
+                failed_devices: 1,
+            },
+            at(NOW),
+        );
+        store
     }
 
     fn stats() -> ClientStats {
@@ -455,6 +458,7 @@ mod tests {
             ("leapcraft_up", 1.0),
             ("leapcraft_poll_duration_seconds", 1.5),
             ("leapcraft_poll_failed_devices", 1.0),
+            ("leapcraft_poll_stale_readings", 1.0),
             (
                 r#"leapcraft_api_requests_total{operation="get_telemetry",status="503"}"#,
                 2.0,
@@ -525,7 +529,7 @@ mod tests {
 
     #[test]
     fn an_exporter_that_never_polled_is_down() {
-        let store = Arc::new(Store::new(Duration::from_secs(60)));
+        let store = Store::new(Duration::from_secs(60), Duration::from_secs(60));
         let text = render(
             &store,
             ClientStats::default(),
@@ -552,7 +556,7 @@ mod render_time {
     #[test]
     #[ignore = "a measurement"]
     fn render_time() {
-        let store = Store::new(Duration::from_secs(60));
+        let store = Store::new(Duration::from_secs(60), Duration::from_secs(3600));
         let devices: Vec<Device> = (0..10_000)
             .map(|i| {
                 serde_json::from_value(json!({"physical_id": format!("D2:C1:AA:FF:{:02X}:{:02X}", i / 256, i % 256),
@@ -571,7 +575,6 @@ mod render_time {
             .unwrap();
             store.set_reading(&d.physical_id, &r);
         }
-        let store = Arc::new(store);
         for format in [Format::Prometheus, Format::OpenMetrics] {
             let mut times = Vec::new();
             let mut len = 0;

@@ -13,17 +13,15 @@ use axum::routing::get;
 use leapcraft_ext::Client;
 
 use super::exposition::{self, Format};
-use super::store::Store;
+use crate::poll::Store;
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
 pub struct Shared {
     /// What the poller found.
-    pub store: Arc<Store>,
+    pub store: Store,
     /// The client, for its counters.
     pub client: Client,
-    /// Readings older than this are not served.
-    pub stale_after: Duration,
     /// The size of the last `/metrics`, to allocate the next one at once.
     pub last_size: Arc<AtomicUsize>,
 }
@@ -52,7 +50,7 @@ async fn metrics(State(shared): State<Shared>, headers: HeaderMap) -> Response {
         let body = exposition::render(
             &shared.store,
             stats,
-            shared.stale_after,
+            shared.store.stale_after(),
             format,
             SystemTime::now(),
             capacity + capacity / 8,
@@ -73,13 +71,16 @@ async fn healthz(State(shared): State<Shared>) -> Response {
         .last_success
         .map(|at| Instant::now().saturating_duration_since(at));
     let healthy = shared.store.is_healthy(&health, Instant::now());
-    let body = match since {
+    let mut body = match since {
         Some(ago) => format!(
             "last successful poll {} ago\n",
             humantime::format_duration(Duration::from_secs(ago.as_secs()))
         ),
         None => "no successful poll yet\n".to_owned(),
     };
+    if let Some(problem) = health.last_poll.and_then(|p| p.problem) {
+        body.push_str(&format!("last poll: {problem}\n"));
+    }
     let status = if healthy {
         StatusCode::OK
     } else {

@@ -106,7 +106,7 @@ async fn follow_merges_by_id_while_the_list_grows_between_pages() {
     // Every request raises a notification first: a poll that reads two pages sees the list
     // shifted by one between them.
     let fake = FakeServer::builder()
-        .notification_per_list_request(true)
+        .churn(leapcraft_fake::Churn::AddEachRequest)
         .start()
         .await
         .unwrap();

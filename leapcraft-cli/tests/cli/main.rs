@@ -9,5 +9,6 @@ mod exits;
 mod export;
 mod follow;
 mod logs;
+mod real_account;
 mod safety;
 mod serve;

@@ -9,7 +9,6 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use leapcraft_fake::{FakeServer, FaultKind};
@@ -29,15 +28,17 @@ async fn fake(devices: usize) -> FakeServer {
 }
 
 /// A running `leapcraft serve`; killed when dropped, unless [`stop`](Self::stop)ped.
-struct Exporter {
+pub(crate) struct Exporter {
     child: Option<Child>,
     addr: SocketAddr,
     http: reqwest::Client,
+    /// Its stderr, a line at a time, as it comes.
+    logs: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<String>>,
 }
 
 impl Exporter {
     /// Starts `leapcraft serve` on a free loopback port, polling `fake`, with `args`.
-    fn start(fake: &FakeServer, args: &[&str]) -> Self {
+    pub(crate) fn start(fake: &FakeServer, args: &[&str]) -> Self {
         let args = [&["serve", "--listen", "127.0.0.1:0"], args].concat();
         Self::watch(crate::support::spawn_at(
             fake.base_url(),
@@ -65,27 +66,49 @@ impl Exporter {
     /// Follows a started exporter's stderr until it says where it listens.
     fn watch(mut child: Child) -> Self {
         let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
+        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
+        let (listening, listen_line) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("[serve] {line}");
+                if line.contains("listening on http://") {
+                    let _ = listening.send(line.clone());
+                }
                 let _ = tx.send(line);
             }
         });
-        let first = lines
+        let line = listen_line
             .recv_timeout(DEADLINE)
             .expect("leapcraft serve says where it listens");
-        let addr = first
-            .strip_prefix("leapcraft serve: listening on http://")
-            .and_then(|rest| rest.strip_suffix("/metrics"))
-            .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+        let addr = line
+            .split_once("listening on http://")
+            .and_then(|(_, rest)| rest.split_once("/metrics"))
+            .map(|(addr, _)| addr)
+            .unwrap_or_else(|| panic!("unexpected line: {line}"))
             .parse()
             .unwrap();
         Self {
             child: Some(child),
             addr,
             http: reqwest::Client::new(),
+            logs: tokio::sync::Mutex::new(lines),
         }
+    }
+
+    /// Reads the exporter's log until a line holds `text`, and returns that line.
+    async fn wait_log(&self, text: &str) -> String {
+        let mut logs = self.logs.lock().await;
+        let wait = async {
+            while let Some(line) = logs.recv().await {
+                if line.contains(text) {
+                    return line;
+                }
+            }
+            panic!("leapcraft serve ended without logging {text:?}");
+        };
+        tokio::time::timeout(DEADLINE, wait)
+            .await
+            .unwrap_or_else(|_| panic!("no log line with {text:?} within {DEADLINE:?}"))
     }
 
     /// `GET path`: the status and the body.
@@ -100,7 +123,7 @@ impl Exporter {
         (status, response.text().await.unwrap())
     }
 
-    async fn metrics(&self) -> String {
+    pub(crate) async fn metrics(&self) -> String {
         let (status, body) = self.get("/metrics").await;
         assert_eq!(status, 200);
         body
@@ -188,6 +211,17 @@ async fn serves_every_device_from_memory_and_stops_on_sigterm() {
     // One poll, then none for an hour: every scrape after it must be served from memory.
     let exporter = Exporter::start(&fake, &["--interval", "1h"]);
     exporter.wait_healthy(true).await;
+    let poll = exporter.wait_log("poll done").await;
+    for field in [
+        "INFO",
+        "devices=25",
+        "readings=25",
+        "failed=0",
+        "stale=0",
+        "duration=",
+    ] {
+        assert!(poll.contains(field), "{field} in {poll}");
+    }
     let before = fake.counters().requests;
     let mut scrape = String::new();
     for _ in 0..5 {
@@ -223,6 +257,7 @@ async fn serves_every_device_from_memory_and_stops_on_sigterm() {
     }
     assert_eq!(value(&scrape, "leapcraft_up"), Some(1.0));
     assert_eq!(value(&scrape, "leapcraft_poll_failed_devices"), Some(0.0));
+    assert_eq!(value(&scrape, "leapcraft_poll_stale_readings"), Some(0.0));
     assert!(value(&scrape, "leapcraft_last_successful_poll_timestamp_seconds").is_some());
 
     let openmetrics = exporter
@@ -315,6 +350,8 @@ async fn outages_and_expired_tokens_leave_it_up_truthful_and_catching_up() {
         })
         .await;
     exporter.wait_healthy(false).await;
+    let warning = exporter.wait_log("devices could not be read").await;
+    assert!(warning.contains("WARN"), "{warning}");
     // The last poll to finish failed devices: all of them, or (when polls outlast the
     // interval on a loaded machine) the one that straddled the outage's start.
     let failed = value(&down, "leapcraft_poll_failed_devices").unwrap();
@@ -348,6 +385,7 @@ async fn outages_and_expired_tokens_leave_it_up_truthful_and_catching_up() {
         )
         .await;
     exporter.wait_healthy(true).await;
+    exporter.wait_log("polls recovered").await;
     assert!(fake.counters().token_exchanges > exchanges, "a new token");
     assert!(value(&back, "leapcraft_token_exchanges_total").unwrap() > exchanged);
     let ok = r#"leapcraft_api_requests_total{operation="get_telemetry",status="200"}"#;
@@ -360,6 +398,54 @@ async fn outages_and_expired_tokens_leave_it_up_truthful_and_catching_up() {
 
     let out = exporter.stop();
     assert!(out.status.success(), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_whose_readings_are_all_stale_is_unhealthy_and_says_why() {
+    // The fake's readings are stamped 2026-03-29: months old.
+    let fake = FakeServer::builder().devices(6).start().await.unwrap();
+    let exporter = Exporter::start(&fake, &["--interval", "1h", "--stale-after", "1h"]);
+    let poll = exporter.wait_log("poll done").await;
+    assert!(poll.contains("stale=6"), "{poll}");
+    let warning = exporter.wait_log("not healthy").await;
+    assert!(warning.contains("--stale-after"), "{warning}");
+    let (status, body) = exporter.get("/healthz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("no reading is fresh"), "{body}");
+    let scrape = exporter.metrics().await;
+    assert_eq!(value(&scrape, "leapcraft_up"), Some(0.0), "{scrape}");
+    assert_eq!(value(&scrape, "leapcraft_poll_stale_readings"), Some(6.0));
+    assert!(!scrape.contains("leapcraft_co2_ppm"));
+    drop(exporter);
+
+    // Told that readings stay fresh for most of a year, the same account is healthy.
+    let exporter = Exporter::start(&fake, &["--interval", "1h", "--stale-after", "360d"]);
+    exporter.wait_healthy(true).await;
+    let scrape = exporter.metrics().await;
+    assert_eq!(value(&scrape, "leapcraft_poll_stale_readings"), Some(0.0));
+    assert!(scrape.contains("leapcraft_co2_ppm"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_that_slows_it_down_is_logged_with_the_rate_learned() {
+    let fake = FakeServer::builder()
+        .devices(40)
+        .fresh_readings(true)
+        .rate_limit(leapcraft_fake::RateLimit::per_second(20.0).with_burst(2))
+        .start()
+        .await
+        .unwrap();
+    let exporter = Exporter::start(&fake, &["--interval", "1h", "--concurrency", "16"]);
+    let poll = exporter.wait_log("poll done").await;
+    assert!(
+        poll.contains("readings=40") && poll.contains("/s"),
+        "{poll}"
+    );
+    let warning = exporter.wait_log("slow down").await;
+    assert!(
+        warning.contains("WARN") && warning.contains("answers_429="),
+        "{warning}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -67,7 +67,7 @@ async fn devices_have_the_documented_shapes_and_quirks() {
     let id = mac["physical_id"].as_str().unwrap();
     let details = get_json(&fake, &t, &format!("/devices/{id}")).await;
     assert_eq!(&details, mac);
-    let msg = get_error(&fake, &t, "/devices/D2:C1:AA:FF:3E:09", 404).await;
+    let msg = get_error(&fake, &t, "/devices/00:00:00:00:00:00", 404).await;
     assert!(msg.contains("not found"));
 }
 
@@ -109,7 +109,7 @@ async fn topologies_list_and_details() {
     }
     assert!(quirky > 0 && quirky < 10, "{quirky}");
     assert!(list.iter().any(|t| t["name"].is_null()));
-    get_error(&fake, &t, "/topologies/0123245cf74c60d7ee", 404).await;
+    get_error(&fake, &t, "/topologies/0123245cf74c60d7ef", 404).await;
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 
 mod common;
 
+mod account;
 mod auth;
 mod dataset;
 mod faults;

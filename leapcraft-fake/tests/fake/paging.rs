@@ -1,7 +1,7 @@
 //! Paging and parameter validation, exactly as documented.
 
 use crate::common::*;
-use leapcraft_fake::{FakeServer, NotificationLimitPolicy};
+use leapcraft_fake::{Churn, FakeServer, NotificationLimitPolicy};
 
 #[tokio::test]
 async fn devices_exact_multiple_of_the_page_size() {
@@ -182,10 +182,10 @@ async fn things_limit() {
 }
 
 #[tokio::test]
-async fn notification_per_list_request_shifts_the_list_between_pages() {
+async fn notifications_added_each_request_shift_the_list_between_pages() {
     let fake = FakeServer::builder()
         .notifications(60)
-        .notification_per_list_request(true)
+        .churn(Churn::AddEachRequest)
         .start()
         .await
         .unwrap();

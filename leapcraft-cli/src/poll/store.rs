@@ -1,5 +1,6 @@
-//! What the exporter knows: the devices, their latest readings, the notifications per
-//! category and how the polls went. The poller writes it; every scrape reads it, never the API.
+//! What the poller knows: the devices, their latest readings, the notifications per category
+//! and how the polls went. The poller writes it; the outputs read it, never the API, and
+//! [`Store::subscribe`] tells them when a poll has finished.
 //!
 //! Everything from the API is bounded here, on the way in: label values are cut to
 //! [`MAX_LABEL_CHARS`] with control characters replaced, a reading keeps at most
@@ -7,11 +8,12 @@
 //! categories are told apart.
 
 use std::collections::BTreeMap;
-use std::sync::{RwLock, RwLockReadGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use leapcraft_ext::{Device, Notification, PhysicalId, Reading};
 use serde_json::Value;
+use tokio::sync::watch;
 
 /// The longest label value kept, in characters (names, serials, metric keys...).
 pub const MAX_LABEL_CHARS: usize = 128;
@@ -119,22 +121,68 @@ pub struct Health {
     pub last_success_at: Option<SystemTime>,
     /// The same moment on the monotonic clock, for the health decision.
     pub last_success: Option<Instant>,
-    /// How long the last poll took, successful or not.
-    pub last_duration: Option<Duration>,
-    /// Devices whose reading failed in the last poll.
-    pub last_failed_devices: u64,
+    /// How the last poll went, successful or not.
+    pub last_poll: Option<PollReport>,
 }
 
-/// How one poll ended.
+/// What one poll did, as the poller counted it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PollOutcome {
-    /// Whether it succeeded: the device list is known and, unless there are no devices, at
-    /// least one reading arrived.
-    pub succeeded: bool,
     /// How long it took.
     pub duration: Duration,
+    /// Readings read.
+    pub readings: u64,
     /// Devices whose reading failed.
     pub failed_devices: u64,
+}
+
+/// How one poll ended: what the poller counted, and what the store made of it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PollReport {
+    /// How long it took.
+    pub duration: Duration,
+    /// Devices listed.
+    pub devices: usize,
+    /// Readings read.
+    pub readings: u64,
+    /// Devices whose reading failed.
+    pub failed_devices: u64,
+    /// Devices whose latest reading is older than the store's `stale_after`: not passed on.
+    pub stale_readings: u64,
+    /// Devices whose latest reading is fresh: what the outputs pass on.
+    pub fresh_readings: u64,
+    /// Why the poll is not a success, if it is not.
+    pub problem: Option<Problem>,
+}
+
+/// Why a poll is not a success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Problem {
+    /// No device listing ever succeeded.
+    NotListed,
+    /// Not one device could be read.
+    NoneRead,
+    /// Devices are listed but no reading is fresh: there is nothing to pass on.
+    NothingFresh,
+}
+
+impl Problem {
+    /// Whether the outputs have nothing to show: then the exporter is down at once, not
+    /// after the grace of three intervals that a failed poll gets.
+    pub fn exports_nothing(self) -> bool {
+        matches!(self, Self::NothingFresh)
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::NotListed => "the devices could not be listed",
+            Self::NoneRead => "no device could be read",
+            Self::NothingFresh => "no reading is fresh enough to export (see --stale-after)",
+        })
+    }
 }
 
 /// Everything the store holds.
@@ -146,35 +194,83 @@ pub struct State {
     pub devices_listed: bool,
     /// Notifications per category (label-safe).
     pub notifications: BTreeMap<String, u64>,
-    /// The newest notification id counted: later polls count only newer ones.
-    pub newest_notification: Option<i64>,
     /// How the polls went.
     pub health: Health,
 }
 
-/// The state, shared between the poller and the HTTP server.
-#[derive(Debug)]
+impl State {
+    /// The devices whose latest reading is fresh at `now`: recorded no more than
+    /// `stale_after` before, by the reading's own time. A sensor gone quiet, or an API out of
+    /// reach, leaves nothing that looks current.
+    pub fn fresh(
+        &self,
+        now: SystemTime,
+        stale_after: Duration,
+    ) -> impl Iterator<Item = (&DeviceEntry, &ReadingEntry)> + Clone {
+        let oldest = now.checked_sub(stale_after);
+        self.devices.values().filter_map(move |device| {
+            let reading = device.reading.as_ref()?;
+            oldest
+                .is_none_or(|oldest| reading.recorded_at >= oldest)
+                .then_some((device, reading))
+        })
+    }
+}
+
+/// The state, shared between the poller and the outputs: a cheap handle to clone.
+#[derive(Debug, Clone)]
 pub struct Store {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    /// A std lock, not tokio's: it is never held across an `.await`, and what holds it
+    /// (a write of one reading, a rendering) is short.
     state: RwLock<State>,
     interval: Duration,
+    stale_after: Duration,
+    /// The number of polls finished: the change feed.
+    polls: watch::Sender<u64>,
 }
 
 impl Store {
-    /// An empty store for polls every `interval` (which the health decision needs).
-    pub fn new(interval: Duration) -> Self {
+    /// An empty store for polls every `interval`, whose readings are stale `stale_after`
+    /// after they were recorded (the health decision needs both).
+    pub fn new(interval: Duration, stale_after: Duration) -> Self {
         Self {
-            state: RwLock::new(State::default()),
-            interval,
+            shared: Arc::new(Shared {
+                state: RwLock::new(State::default()),
+                interval,
+                stale_after,
+                polls: watch::Sender::new(0),
+            }),
         }
+    }
+
+    /// The change feed: the number of polls finished, which changes when a poll ends (its
+    /// devices and readings are then in the store). A slow output misses no state: it reads
+    /// the store as it is when it looks.
+    #[allow(
+        dead_code,
+        reason = "the MQTT publisher subscribes; the exposition reads at scrape time"
+    )]
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.shared.polls.subscribe()
+    }
+
+    /// How long readings stay fresh.
+    pub fn stale_after(&self) -> Duration {
+        self.shared.stale_after
     }
 
     /// The state, for reading (a scrape holds it while it renders).
     pub fn read(&self) -> RwLockReadGuard<'_, State> {
-        self.state.read().unwrap_or_else(|e| e.into_inner())
+        self.shared.state.read().unwrap_or_else(|e| e.into_inner())
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(|e| e.into_inner())
+        self.shared.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Replaces the device list, keeping the readings of devices still listed.
@@ -219,11 +315,6 @@ impl Store {
         }
     }
 
-    /// The newest notification id counted so far.
-    pub fn newest_notification(&self) -> Option<i64> {
-        self.read().newest_notification
-    }
-
     /// Counts notifications newer than those counted so far (the caller passes only those).
     pub fn add_notifications(&self, new: &[Notification]) {
         let mut state = self.write();
@@ -240,28 +331,66 @@ impl Store {
                 OTHER_CATEGORY.to_owned()
             };
             *state.notifications.entry(key).or_default() += 1;
-            state.newest_notification = state.newest_notification.max(Some(n.id));
         }
     }
 
-    /// Records how a poll ended.
-    pub fn finish_poll(&self, outcome: PollOutcome) {
-        let mut state = self.write();
-        let health = &mut state.health;
-        health.last_duration = Some(outcome.duration);
-        health.last_failed_devices = outcome.failed_devices;
-        if outcome.succeeded {
-            health.last_success = Some(Instant::now());
-            health.last_success_at = Some(SystemTime::now());
-        }
+    /// Records how a poll ended, judges it and tells the subscribers. A poll succeeds when
+    /// the devices are listed and, unless there are none, some were read and some reading is
+    /// fresh at `now`.
+    pub fn finish_poll(&self, outcome: PollOutcome, now: SystemTime) -> PollReport {
+        let report = {
+            let mut state = self.write();
+            let devices = state.devices.len();
+            let with_reading = state
+                .devices
+                .values()
+                .filter(|d| d.reading.is_some())
+                .count();
+            let fresh = state.fresh(now, self.shared.stale_after).count();
+            let problem = if !state.devices_listed {
+                Some(Problem::NotListed)
+            } else if devices == 0 {
+                None
+            } else if outcome.failed_devices >= devices as u64 {
+                Some(Problem::NoneRead)
+            } else if fresh == 0 {
+                Some(Problem::NothingFresh)
+            } else {
+                None
+            };
+            let report = PollReport {
+                duration: outcome.duration,
+                devices,
+                readings: outcome.readings,
+                failed_devices: outcome.failed_devices,
+                stale_readings: (with_reading - fresh) as u64,
+                fresh_readings: fresh as u64,
+                problem,
+            };
+            let health = &mut state.health;
+            health.last_poll = Some(report);
+            if problem.is_none() {
+                health.last_success = Some(Instant::now());
+                health.last_success_at = Some(now);
+            }
+            report
+        };
+        self.shared.polls.send_modify(|polls| *polls += 1);
+        report
     }
 
-    /// Whether the exporter is healthy at `now`: the last successful poll ended less than
-    /// three intervals ago. `/healthz` and `leapcraft_up` both say this.
+    /// Whether the poller is healthy at `now`: the last successful poll ended less than
+    /// three intervals ago, and the last poll left something to export. `/healthz` and
+    /// `leapcraft_up` both say this.
     pub fn is_healthy(&self, health: &Health, now: Instant) -> bool {
-        health
+        let recent = health
             .last_success
-            .is_some_and(|at| now.saturating_duration_since(at) < 3 * self.interval)
+            .is_some_and(|at| now.saturating_duration_since(at) < 3 * self.shared.interval);
+        let exports = health
+            .last_poll
+            .and_then(|p| p.problem)
+            .is_none_or(|p| !p.exports_nothing());
+        recent && exports
     }
 }
 
@@ -296,7 +425,7 @@ mod tests {
 
     #[test]
     fn readings_keep_numbers_and_only_move_forward() {
-        let store = Store::new(Duration::from_secs(60));
+        let store = Store::new(Duration::from_secs(60), Duration::from_secs(3600));
         store.set_devices(&[device("A", "one")]);
         let id = PhysicalId::from("A");
         store.set_reading(&id, &reading("2026-12-01T10:00:00Z", 600.0));
@@ -319,7 +448,7 @@ mod tests {
 
     #[test]
     fn a_new_device_list_keeps_readings_of_devices_still_listed() {
-        let store = Store::new(Duration::from_secs(60));
+        let store = Store::new(Duration::from_secs(60), Duration::from_secs(3600));
         store.set_devices(&[device("A", "one"), device("B", "two")]);
         store.set_reading(&"A".into(), &reading("2026-12-01T10:00:00Z", 600.0));
         store.set_reading(&"B".into(), &reading("2026-12-01T10:00:00Z", 700.0));
@@ -335,7 +464,7 @@ mod tests {
 
     #[test]
     fn categories_are_bounded() {
-        let store = Store::new(Duration::from_secs(60));
+        let store = Store::new(Duration::from_secs(60), Duration::from_secs(3600));
         let notes: Vec<Notification> = (0..(MAX_CATEGORIES as i64 + 10))
             .map(|i| {
                 serde_json::from_value(serde_json::json!({"id": i, "category": format!("c{i}")}))
@@ -348,30 +477,77 @@ mod tests {
         assert_eq!(state.notifications.len(), MAX_CATEGORIES + 1);
         assert_eq!(state.notifications["c0"], 2);
         assert_eq!(state.notifications[OTHER_CATEGORY], 10);
-        assert_eq!(state.newest_notification, Some(MAX_CATEGORIES as i64 + 9));
+    }
+
+    fn at(ts: &str) -> SystemTime {
+        SystemTime::from(
+            ts.parse::<leapcraft_ext::Timestamp>()
+                .unwrap()
+                .as_datetime(),
+        )
+    }
+
+    fn outcome(readings: u64, failed_devices: u64) -> PollOutcome {
+        PollOutcome {
+            duration: Duration::from_secs(2),
+            readings,
+            failed_devices,
+        }
+    }
+
+    #[tokio::test]
+    async fn every_finished_poll_is_announced_to_every_subscriber() {
+        let store = Store::new(Duration::from_secs(10), Duration::from_secs(3600));
+        let (mut one, mut two) = (store.subscribe(), store.clone().subscribe());
+        assert!(!one.has_changed().unwrap());
+        store.finish_poll(outcome(0, 0), SystemTime::now());
+        one.changed().await.unwrap();
+        two.changed().await.unwrap();
+        assert_eq!((*one.borrow_and_update(), *two.borrow_and_update()), (1, 1));
+        assert!(!one.has_changed().unwrap());
     }
 
     #[test]
     fn healthy_while_the_last_success_is_within_three_intervals() {
-        let store = Store::new(Duration::from_secs(10));
-        let now = Instant::now();
-        assert!(!store.is_healthy(&store.read().health, now));
-        store.finish_poll(PollOutcome {
-            succeeded: false,
-            duration: Duration::from_secs(1),
-            failed_devices: 3,
-        });
+        let store = Store::new(Duration::from_secs(10), Duration::from_secs(3600));
+        let now = at("2026-12-01T10:30:00Z");
         assert!(!store.is_healthy(&store.read().health, Instant::now()));
-        store.finish_poll(PollOutcome {
-            succeeded: true,
-            duration: Duration::from_secs(2),
-            failed_devices: 1,
-        });
+        let report = store.finish_poll(outcome(0, 0), now);
+        assert_eq!(report.problem, Some(Problem::NotListed));
+        assert!(!store.is_healthy(&store.read().health, Instant::now()));
+
+        store.set_devices(&[device("A", "one"), device("B", "two")]);
+        store.set_reading(&"A".into(), &reading("2026-12-01T10:00:00Z", 600.0));
+        let report = store.finish_poll(outcome(1, 1), now);
+        assert_eq!(report.problem, None);
+        assert_eq!((report.fresh_readings, report.stale_readings), (1, 0));
         let health = store.read().health.clone();
-        let at = health.last_success.unwrap();
-        assert!(store.is_healthy(&health, at + Duration::from_secs(29)));
-        assert!(!store.is_healthy(&health, at + Duration::from_secs(30)));
-        assert_eq!(health.last_failed_devices, 1);
-        assert_eq!(health.last_duration, Some(Duration::from_secs(2)));
+        let at_success = health.last_success.unwrap();
+        assert!(store.is_healthy(&health, at_success + Duration::from_secs(29)));
+        assert!(!store.is_healthy(&health, at_success + Duration::from_secs(30)));
+        assert_eq!(health.last_poll, Some(report));
+
+        // A poll that reads nothing keeps the grace of three intervals.
+        let report = store.finish_poll(outcome(0, 2), now);
+        assert_eq!(report.problem, Some(Problem::NoneRead));
+        let health = store.read().health.clone();
+        assert!(store.is_healthy(&health, at_success + Duration::from_secs(29)));
+    }
+
+    #[test]
+    fn a_poll_whose_readings_are_all_stale_is_down_at_once_and_says_why() {
+        let store = Store::new(Duration::from_secs(10), Duration::from_secs(3600));
+        store.set_devices(&[device("A", "one"), device("B", "two"), device("C", "three")]);
+        store.set_reading(&"A".into(), &reading("2026-12-01T10:00:00Z", 600.0));
+        store.set_reading(&"B".into(), &reading("2026-12-01T10:00:00Z", 700.0));
+        let fine = store.finish_poll(outcome(2, 0), at("2026-12-01T10:30:00Z"));
+        assert_eq!(fine.problem, None);
+        assert!(store.is_healthy(&store.read().health, Instant::now()));
+
+        let stale = store.finish_poll(outcome(2, 0), at("2026-12-01T11:00:01Z"));
+        assert_eq!(stale.problem, Some(Problem::NothingFresh));
+        assert_eq!((stale.fresh_readings, stale.stale_readings), (0, 2));
+        assert!(stale.problem.unwrap().to_string().contains("--stale-after"));
+        assert!(!store.is_healthy(&store.read().health, Instant::now()));
     }
 }
