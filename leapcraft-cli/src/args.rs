@@ -161,6 +161,22 @@ impl Command {
     }
 }
 
+impl ApiCommand {
+    /// Why `format` cannot be meant for this command, if it cannot: the command writes
+    /// something else than records on stdout, whose form is its own.
+    pub fn refuses_format(&self, format: Format) -> Option<String> {
+        let (command, form) = match self {
+            Self::Export(_) => (
+                "export",
+                "its file's form follows its extension (--out FILE.csv or FILE.jsonl)",
+            ),
+            Self::Serve(_) => ("serve", "it serves Prometheus metrics"),
+            _ => return None,
+        };
+        (format != Format::Table).then(|| format!("--format does not apply to {command}: {form}"))
+    }
+}
+
 /// The subcommands that call the API.
 #[derive(Debug, Subcommand)]
 pub enum ApiCommand {

@@ -117,6 +117,8 @@ impl From<serde_json::Error> for Failure {
 fn sdk_code(e: &Error) -> u8 {
     match e {
         Error::Auth(_) => EXIT_AUTH,
+        // Nothing the user asked for is missing: the API is not where it was looked for.
+        _ if is_wrong_base_url(e) => EXIT_FAILURE,
         _ => match e.status().map(|s| s.as_u16()) {
             Some(401 | 403) => EXIT_AUTH,
             Some(404) => EXIT_NOT_FOUND,
@@ -125,9 +127,16 @@ fn sdk_code(e: &Error) -> u8 {
     }
 }
 
-/// Whether `e` says the key or token is not accepted: no other call can succeed either.
-pub fn is_auth(e: &Error) -> bool {
-    sdk_code(e) == EXIT_AUTH
+/// Whether `e` says that no other call can succeed either: the key or token is not
+/// accepted, or the token exchange is not where the base URL says.
+pub fn is_fatal(e: &Error) -> bool {
+    sdk_code(e) == EXIT_AUTH || is_wrong_base_url(e)
+}
+
+/// Whether `e` is the token exchange answered `404`: the base URL is not the API's.
+fn is_wrong_base_url(e: &Error) -> bool {
+    matches!(e, Error::Api(api)
+        if api.operation == "get_access_token" && api.status.as_u16() == 404)
 }
 
 impl Failure {
@@ -146,6 +155,23 @@ impl Failure {
     /// Whether this is stdout closed early (`leapcraft devices | head`): not worth a word.
     pub fn is_broken_pipe(&self) -> bool {
         matches!(self, Self::Io(e) if e.kind() == io::ErrorKind::BrokenPipe)
+    }
+
+    /// This failure, told with the base URL the client called when the base URL is what is
+    /// wrong.
+    pub fn at_base_url(self, base_url: &str) -> Self {
+        match self {
+            Self::Sdk(e) | Self::Device(_, e) if is_wrong_base_url(&e) => Self::Other(format!(
+                "{e}: no token exchange at {base_url}/auth/client/token; is --base-url \
+                 (or LEAPCRAFT_BASE_URL) the API's? It ends in /v1, as in {}",
+                leapcraft_ext::DEFAULT_BASE_URL
+            )),
+            Self::Stopped { cause, left } => Self::Stopped {
+                cause: Box::new(cause.at_base_url(base_url)),
+                left,
+            },
+            other => other,
+        }
     }
 
     /// The message for stderr. The SDK's messages never hold the key or a token.

@@ -69,10 +69,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Completions(args) => return completions::print(args, Cli::command()),
         Command::Api(command) => command,
     };
+    if let Some(refused) = command.refuses_format(cli.format) {
+        return Err(Failure::Usage(refused));
+    }
     let api = Api::connect(cli.connection).await?;
     let result = dispatch(&api.client, command, &out).await;
+    let base_url = api.client.base_url().to_owned();
     api.close().await;
-    result
+    result.map_err(|failure| failure.at_base_url(&base_url))
 }
 
 /// Runs a command that calls the API.
@@ -136,8 +140,21 @@ impl Api {
         if let Some(url) = base_url.filter(|u| !u.trim().is_empty()) {
             builder = builder.base_url(url.trim());
         }
+        let client = match builder.clone().build() {
+            Err(_)
+                if !settings.allow_insecure_http
+                    && builder.allow_insecure_http(true).build().is_ok() =>
+            {
+                return Err(Failure::Usage(
+                    "the base URL is plain http to a host that is not loopback (the key would \
+                     cross the network in clear text): use https, or pass --allow-insecure-http"
+                        .to_owned(),
+                ));
+            }
+            built => built?,
+        };
         Ok(Self {
-            client: builder.build()?,
+            client,
             #[cfg(feature = "demo")]
             demo,
         })

@@ -11,7 +11,7 @@ use tokio_util::task::AbortOnDropHandle;
 
 use crate::commands::device_failures;
 use crate::commands::telemetry::reading_records;
-use crate::error::{Failure, Left, is_auth, report};
+use crate::error::{Failure, Left, is_fatal, report};
 use crate::output::Output;
 use crate::{progress, values};
 
@@ -96,7 +96,7 @@ pub async fn run(client: &Client, args: LatestArgs, out: &Output) -> Result<(), 
         match next {
             None => break None,
             Some(Err(list_failed)) => break Some(list_failed.into()),
-            Some(Ok((_, Err(e)))) if is_auth(&e) => break Some(e.into()),
+            Some(Ok((_, Err(e)))) if is_fatal(&e) => break Some(e.into()),
             Some(Ok((id, Ok(mut reading)))) => {
                 reading.physical_id.get_or_insert(id.clone());
                 readings.push((id, reading));

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use clap::Args;
 use futures::StreamExt;
-use leapcraft_ext::{Client, Notification, PhysicalId};
+use leapcraft_ext::{Client, Notification, NotificationCursor};
 
 use crate::commands::listing;
-use crate::error::{Failure, is_auth};
+use crate::error::{Failure, is_fatal};
 use crate::output::{Format, Output, Records, opt};
 use crate::{progress, values};
 
@@ -21,10 +21,10 @@ pub struct NotificationsArgs {
     /// Every notification.
     #[arg(long, conflicts_with_all = ["limit", "offset"])]
     pub all: bool,
-    /// How many notifications.
-    #[arg(long, default_value_t = 20, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(1..))]
-    pub limit: u32,
+    /// How many notifications (default 20); with `--follow`, the newest N are printed
+    /// first (default none).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: Option<u32>,
     /// How many to skip first.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub offset: u32,
@@ -39,6 +39,9 @@ pub struct NotificationsArgs {
           value_parser = values::interval)]
     pub interval: Duration,
 }
+
+/// How many notifications are listed without `--limit`.
+const DEFAULT_LIMIT: u32 = 20;
 
 const COLUMNS: &[&str] = &["id", "physical_id", "category", "created_at", "message"];
 
@@ -74,10 +77,11 @@ pub async fn run(client: &Client, args: NotificationsArgs, out: &Output) -> Resu
         }
         found
     } else {
+        let limit = args.limit.unwrap_or(DEFAULT_LIMIT);
         pager
-            .page_size(i64::from(args.limit))
+            .page_size(i64::from(limit))
             .skip(u64::from(args.offset))
-            .max_items(args.limit as usize)
+            .max_items(limit as usize)
             .collect()
             .await?
     };
@@ -85,12 +89,15 @@ pub async fn run(client: &Client, args: NotificationsArgs, out: &Output) -> Resu
     Ok(())
 }
 
-/// `notifications --follow`: until Ctrl-C, which ends the command with what was printed
-/// flushed, and exit code 0.
+/// `notifications --follow`: the newest `--limit` first, then new ones as they appear, until
+/// Ctrl-C, which ends the command with what was printed flushed, and exit code 130.
 async fn follow(client: &Client, args: NotificationsArgs, out: &Output) -> Result<(), Failure> {
-    let every = args.interval;
-    let device = args.device.map(PhysicalId::from);
-    let mut stream = client.follow_notifications(device, every);
+    let cursor = match args.device {
+        Some(device) => NotificationCursor::for_device(device),
+        None => NotificationCursor::new(),
+    }
+    .with_backlog(args.limit.map_or(0, |n| n as usize));
+    let mut stream = client.follow_notifications_from(cursor, args.interval);
     let mut streamer = out.streamer(io::stdout());
     if out.format == Format::Csv {
         streamer.push(&Records::list::<Notification>(&[], COLUMNS, cells))?;
@@ -99,13 +106,16 @@ async fn follow(client: &Client, args: NotificationsArgs, out: &Output) -> Resul
     tokio::pin!(ctrl_c);
     loop {
         tokio::select! {
-            _ = &mut ctrl_c => break,
+            _ = &mut ctrl_c => {
+                streamer.flush()?;
+                return Err(Failure::Interrupted);
+            }
             next = stream.next() => match next {
                 None => break,
                 Some(Ok(n)) => {
                     streamer.push(&Records::list(std::slice::from_ref(&n), COLUMNS, cells))?;
                 }
-                Some(Err(e)) if is_auth(&e) => return Err(e.into()),
+                Some(Err(e)) if is_fatal(&e) => return Err(e.into()),
                 // The first failure of a streak (the stream reports no more until a poll
                 // succeeds): say so, keep following.
                 Some(Err(e)) => tracing::warn!("{e} (polling goes on)"),
