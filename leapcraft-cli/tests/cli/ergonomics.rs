@@ -258,3 +258,19 @@ async fn summary_lines_count_in_the_right_number() {
     let one = stdout_of(leapcraft(&fake).args(["devices", "--limit", "1"]));
     assert!(one.trim_end().ends_with("\n1 record"), "{one}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_at_80_columns_never_cut_an_id() {
+    let fake = FakeServer::builder().devices(20).start().await.unwrap();
+    let table = stdout_of(leapcraft(&fake).env("COLUMNS", "80").args(["devices"]));
+    for line in table.lines() {
+        assert!(line.chars().count() <= 80, "{line:?} in\n{table}");
+    }
+    for i in 0..20 {
+        let id = fake.dataset().physical_id(i);
+        assert!(
+            table.contains(&format!("│ {id} ")),
+            "{id} whole in\n{table}"
+        );
+    }
+}
