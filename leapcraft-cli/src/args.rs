@@ -148,6 +148,8 @@ pub enum Command {
     Api(ApiCommand),
     /// Print a completion script for bash, zsh, fish, powershell or elvish.
     Completions(CompletionsArgs),
+    /// Print the manual page, in roff (`leapcraft man | man -l -`).
+    Man,
 }
 
 impl Command {
@@ -156,7 +158,7 @@ impl Command {
         match self {
             Self::Api(ApiCommand::Serve(_)) => true,
             Self::Api(ApiCommand::Notifications(args)) => args.follow,
-            Self::Api(_) | Self::Completions(_) => false,
+            Self::Api(_) | Self::Completions(_) | Self::Man => false,
         }
     }
 }

@@ -32,7 +32,7 @@ use leapcraft_ext::{Client, RetryPolicy};
 
 use crate::args::{ApiCommand, Cli, Command, ConnectionArgs};
 use crate::commands::{
-    completions, devices, export, latest, notifications, telemetry, things, topologies,
+    completions, devices, export, latest, man, notifications, telemetry, things, topologies,
 };
 use crate::error::{Failure, report};
 use crate::output::Output;
@@ -67,6 +67,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let out = Output::new(cli.format, !cli.raw_csv);
     let command = match cli.command {
         Command::Completions(args) => return completions::print(args, Cli::command()),
+        Command::Man => return man::print(Cli::command()),
         Command::Api(command) => command,
     };
     if let Some(refused) = command.refuses_format(cli.format) {

@@ -5,6 +5,7 @@ pub mod completions;
 pub mod devices;
 pub mod export;
 pub mod latest;
+pub mod man;
 pub mod notifications;
 pub mod telemetry;
 pub mod things;

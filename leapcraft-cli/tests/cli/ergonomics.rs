@@ -274,3 +274,26 @@ async fn devices_at_80_columns_never_cut_an_id() {
         );
     }
 }
+
+#[test]
+fn man_prints_a_roff_page_of_every_command_without_a_key() {
+    let page = bare()
+        .env("LEAPCRAFT_API_KEY", "sk-live-secret-in-env")
+        .arg("man")
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let page = String::from_utf8(page.stdout).unwrap();
+    assert!(page.contains(".TH leapcraft 1"), "{page}");
+    for part in [
+        "GLOBAL OPTIONS",
+        "latest",
+        "export",
+        "serve",
+        "\\-\\-max\\-retry\\-wait",
+    ] {
+        assert!(page.contains(part), "{part} in the page");
+    }
+    assert!(!page.contains("sk-live-secret-in-env"));
+}
