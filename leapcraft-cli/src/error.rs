@@ -191,7 +191,7 @@ impl Failure {
                 None => cause.message(),
             },
             Self::NoKey => format!(
-                "no API key: pass --api-key, set {}, or try --demo",
+                "no API key: pass --api-key-file or --api-key, set {}, or try --demo",
                 leapcraft_ext::API_KEY_ENV
             ),
             Self::Usage(m) => m.clone(),

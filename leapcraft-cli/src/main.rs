@@ -21,6 +21,7 @@ mod output;
 mod poll;
 mod progress;
 mod sanitize;
+mod secrets;
 mod serve;
 mod values;
 
@@ -105,7 +106,10 @@ struct Api {
 }
 
 impl Api {
-    async fn connect(settings: ConnectionArgs) -> Result<Self, Failure> {
+    async fn connect(mut settings: ConnectionArgs) -> Result<Self, Failure> {
+        if let Some(path) = &settings.api_key_file {
+            settings.api_key = Some(secrets::read_key_file(path)?);
+        }
         #[cfg(feature = "demo")]
         let (demo, base_url, api_key) = if settings.demo {
             // Readings as of now, a new one a minute: current enough for `serve` to show them.

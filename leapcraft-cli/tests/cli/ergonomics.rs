@@ -297,3 +297,36 @@ fn man_prints_a_roff_page_of_every_command_without_a_key() {
     }
     assert!(!page.contains("sk-live-secret-in-env"));
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_comes_from_a_file_only_its_owner_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let fake = FakeServer::builder().devices(2).start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("key");
+    std::fs::write(&file, format!("{}\n", fake.api_key())).unwrap();
+    let with_file = |mode: u32| {
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+        let mut cmd = bare();
+        cmd.args(["--base-url", fake.base_url(), "--api-key-file"])
+            .arg(&file)
+            .arg("topologies");
+        cmd
+    };
+    stdout_of(&mut with_file(0o600));
+    for mode in [0o644, 0o640, 0o604] {
+        let run = with_file(mode)
+            .assert()
+            .code(2)
+            .stdout("")
+            .get_output()
+            .clone();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(stderr.contains("chmod 600"), "{mode:o}: {stderr}");
+        assert!(!stderr.contains(fake.api_key()), "the key never shown");
+    }
+    std::fs::write(&file, "wrong-key\n").unwrap();
+    let run = with_file(0o600).assert().code(3).get_output().clone();
+    assert!(!String::from_utf8_lossy(&run.stderr).contains("wrong-key"));
+}
