@@ -25,7 +25,7 @@ const GLOBAL: &str = "Global options";
     version,
     about = "Devices, telemetry, topologies, notifications and things of a Leapcraft account.",
     long_about = None,
-    after_help = "The API key comes from --api-key or LEAPCRAFT_API_KEY; --demo needs none.\n\
+    after_help = "The API key comes from --api-key-file, --api-key or LEAPCRAFT_API_KEY; --demo needs none.\n\
                   Exit codes: 0 success, 2 usage error, 3 authentication failure or no key, \
                   4 not found, 130 interrupted, 1 anything else.\n\
                   Server text never reaches the terminal raw: control characters are shown \
@@ -86,6 +86,11 @@ pub struct ConnectionArgs {
         value_name = "KEY"
     )]
     pub api_key: Option<String>,
+
+    /// Read the API key from this file (its first line) instead: kept out of `ps` and the
+    /// shell's history. Refused if others than its owner can read it (chmod 600).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub api_key_file: Option<std::path::PathBuf>,
 
     /// Run against a fake server started in-process, with demo data: no key needed.
     #[cfg(feature = "demo")]
@@ -148,6 +153,8 @@ pub enum Command {
     Api(ApiCommand),
     /// Print a completion script for bash, zsh, fish, powershell or elvish.
     Completions(CompletionsArgs),
+    /// Print the manual page, in roff (`leapcraft man | man -l -`).
+    Man,
 }
 
 impl Command {
@@ -156,8 +163,24 @@ impl Command {
         match self {
             Self::Api(ApiCommand::Serve(_)) => true,
             Self::Api(ApiCommand::Notifications(args)) => args.follow,
-            Self::Api(_) | Self::Completions(_) => false,
+            Self::Api(_) | Self::Completions(_) | Self::Man => false,
         }
+    }
+}
+
+impl ApiCommand {
+    /// Why `format` cannot be meant for this command, if it cannot: the command writes
+    /// something else than records on stdout, whose form is its own.
+    pub fn refuses_format(&self, format: Format) -> Option<String> {
+        let (command, form) = match self {
+            Self::Export(_) => (
+                "export",
+                "its file's form follows its extension (--out FILE.csv or FILE.jsonl)",
+            ),
+            Self::Serve(_) => ("serve", "it serves Prometheus metrics"),
+            _ => return None,
+        };
+        (format != Format::Table).then(|| format!("--format does not apply to {command}: {form}"))
     }
 }
 

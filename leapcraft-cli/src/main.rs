@@ -21,6 +21,7 @@ mod output;
 mod poll;
 mod progress;
 mod sanitize;
+mod secrets;
 mod serve;
 mod values;
 
@@ -32,7 +33,7 @@ use leapcraft_ext::{Client, RetryPolicy};
 
 use crate::args::{ApiCommand, Cli, Command, ConnectionArgs};
 use crate::commands::{
-    completions, devices, export, latest, notifications, telemetry, things, topologies,
+    completions, devices, export, latest, man, notifications, telemetry, things, topologies,
 };
 use crate::error::{Failure, report};
 use crate::output::Output;
@@ -67,12 +68,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let out = Output::new(cli.format, !cli.raw_csv);
     let command = match cli.command {
         Command::Completions(args) => return completions::print(args, Cli::command()),
+        Command::Man => return man::print(Cli::command()),
         Command::Api(command) => command,
     };
+    if let Some(refused) = command.refuses_format(cli.format) {
+        return Err(Failure::Usage(refused));
+    }
     let api = Api::connect(cli.connection).await?;
     let result = dispatch(&api.client, command, &out).await;
+    let base_url = api.client.base_url().to_owned();
     api.close().await;
-    result
+    result.map_err(|failure| failure.at_base_url(&base_url))
 }
 
 /// Runs a command that calls the API.
@@ -100,7 +106,10 @@ struct Api {
 }
 
 impl Api {
-    async fn connect(settings: ConnectionArgs) -> Result<Self, Failure> {
+    async fn connect(mut settings: ConnectionArgs) -> Result<Self, Failure> {
+        if let Some(path) = &settings.api_key_file {
+            settings.api_key = Some(secrets::read_key_file(path)?);
+        }
         #[cfg(feature = "demo")]
         let (demo, base_url, api_key) = if settings.demo {
             // Readings as of now, a new one a minute: current enough for `serve` to show them.
@@ -136,8 +145,21 @@ impl Api {
         if let Some(url) = base_url.filter(|u| !u.trim().is_empty()) {
             builder = builder.base_url(url.trim());
         }
+        let client = match builder.clone().build() {
+            Err(_)
+                if !settings.allow_insecure_http
+                    && builder.allow_insecure_http(true).build().is_ok() =>
+            {
+                return Err(Failure::Usage(
+                    "the base URL is plain http to a host that is not loopback (the key would \
+                     cross the network in clear text): use https, or pass --allow-insecure-http"
+                        .to_owned(),
+                ));
+            }
+            built => built?,
+        };
         Ok(Self {
-            client: builder.build()?,
+            client,
             #[cfg(feature = "demo")]
             demo,
         })

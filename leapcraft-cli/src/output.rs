@@ -10,7 +10,7 @@ use std::io::{self, IsTerminal, Write};
 
 use clap::ValueEnum;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::{ContentArrangement, Row, Table};
+use comfy_table::{ColumnConstraint, ContentArrangement, Row, Table, Width};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -203,6 +203,16 @@ impl Output {
         for row in &rows {
             table.add_row(line(row));
         }
+        // The first column is the records' id: not cut, so that it can be copied, unless
+        // it alone cannot fit; the others give way.
+        let id_width = widest(&header, &rows, 0);
+        if let (Some(width), Some(first)) = (table.width(), table.column_mut(0))
+            && id_fits(id_width, usize::from(width))
+        {
+            // The boundary counts the cell's padding, a space each side.
+            let id_width = u16::try_from(id_width + 2).unwrap_or(u16::MAX);
+            first.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(id_width)));
+        }
         let left_out = header.len() - shown;
         let note = (left_out > 0).then(|| {
             format!(
@@ -227,24 +237,38 @@ impl Output {
 /// Columns narrower than this many characters are not worth showing.
 const MIN_COLUMN: usize = 8;
 
-/// How many of the first columns fit `width`, each as wide as its content up to
-/// [`MIN_COLUMN`], with its borders and padding; at least one.
+/// How many of the first columns fit `width`, the first as wide as its content, each other
+/// as wide as its content up to [`MIN_COLUMN`], with its borders and padding; at least one.
 fn columns_that_fit(header: &[String], rows: &[Vec<String>], width: usize) -> usize {
     let mut used = 1;
-    for (i, name) in header.iter().enumerate() {
-        let content = rows
-            .iter()
-            .filter_map(|row| row.get(i))
-            .chain([name])
-            .map(|cell| cell.chars().count())
-            .max()
-            .unwrap_or(0);
-        used += content.clamp(1, MIN_COLUMN) + 3;
+    for i in 0..header.len() {
+        let content = widest(header, rows, i);
+        used += if i == 0 && id_fits(content, width) {
+            content.max(1)
+        } else {
+            content.clamp(1, MIN_COLUMN)
+        } + 3;
         if used > width && i > 0 {
             return i;
         }
     }
     header.len()
+}
+
+/// The widest cell of column `i`, its name included, in characters.
+fn widest(header: &[String], rows: &[Vec<String>], i: usize) -> usize {
+    rows.iter()
+        .filter_map(|row| row.get(i))
+        .chain(header.get(i))
+        .map(|cell| cell.chars().count())
+        .max()
+        .unwrap_or(0)
+}
+
+/// Whether an id column `content` wide fits a table `width` wide alone, with its borders,
+/// padding and an ellipsis column beside it.
+fn id_fits(content: usize, width: usize) -> bool {
+    content + 4 + MIN_COLUMN <= width
 }
 
 /// JSON text of `value`, with the controls serde_json leaves raw escaped too.
@@ -390,6 +414,18 @@ mod tests {
             assert!(line.chars().count() <= 30, "{line:?} in\n{table}");
         }
         assert!(table.contains('…'), "{table}");
+    }
+
+    #[test]
+    fn ids_are_never_cut_other_columns_give_way() {
+        let mut narrow = output(Format::Table);
+        narrow.width = Some(40);
+        let id: &'static str = "0123993712345678d55d3a3582";
+        let table = sample(&narrow, id);
+        assert!(table.contains(id), "{table}");
+        for line in table.lines() {
+            assert!(line.chars().count() <= 40, "{line:?} in\n{table}");
+        }
     }
 
     #[test]

@@ -32,6 +32,16 @@ pub fn bar(len: u64, what: &'static str) -> ProgressBar {
     )
 }
 
+/// Makes `bar` (a [`counter`] until then) a bar of `len` things in all, once that total is known.
+pub fn known_total(bar: &ProgressBar, len: u64) {
+    if bar.is_hidden() {
+        return;
+    }
+    bar.disable_steady_tick();
+    bar.set_length(len);
+    bar.set_style(bar_style());
+}
+
 fn bar_style() -> ProgressStyle {
     ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({eta})")
         .expect("a valid template")

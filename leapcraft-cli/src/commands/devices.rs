@@ -1,10 +1,10 @@
 //! `devices` (a page of devices, or all of them) and `device` (one).
 
 use clap::Args;
-use futures::TryStreamExt;
 use leapcraft_ext::{Client, Device};
 use serde_json::Value;
 
+use crate::commands::listing;
 use crate::error::Failure;
 use crate::output::{Output, Records, opt};
 use crate::progress;
@@ -65,16 +65,20 @@ fn cells(d: &Device) -> Vec<String> {
 pub async fn list(client: &Client, args: DevicesArgs, out: &Output) -> Result<(), Failure> {
     let devices: Vec<Device> = if args.all {
         let bar = progress::counter("devices");
-        let result = client
+        let pages = client
             .devices()
             .page_size(args.page_size.into())
             .prefetch(1)
-            .items()
-            .inspect_ok(|_| bar.inc(1))
-            .try_collect()
-            .await;
+            .items();
+        let (devices, stopped) = listing(pages, "device", &bar).await;
         bar.finish_and_clear();
-        result?
+        if let Some(stopped) = stopped {
+            if !devices.is_empty() {
+                out.print(&Records::list(&devices, COLUMNS, cells))?;
+            }
+            return Err(stopped);
+        }
+        devices
     } else {
         let (limit, page) = (u64::from(args.limit), u64::from(args.page));
         client

@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 
 use crate::commands::device_failures;
 use crate::commands::telemetry::{self, ResolutionArg};
-use crate::error::{Failure, is_auth, report};
+use crate::error::{Failure, is_fatal, plural, report};
 use crate::output::Output;
 use crate::sanitize::for_spreadsheet;
 use crate::{progress, values};
@@ -144,7 +144,7 @@ pub async fn run(client: &Client, args: ExportArgs, out: &Output) -> Result<(), 
         match next {
             None => break false,
             Some(Err(list_failed)) => return Err(list_failed.into()),
-            Some(Ok((_, Err(e)))) if is_auth(&e) => return Err(e.into()),
+            Some(Ok((_, Err(e)))) if is_fatal(&e) => return Err(e.into()),
             Some(Ok((id, Err(e)))) => tally.failures.push((id, e)),
             Some(Ok((_, Ok(block)))) if block.rows == 0 => tally.without_data += 1,
             Some(Ok((_, Ok(block)))) => {
@@ -162,10 +162,10 @@ pub async fn run(client: &Client, args: ExportArgs, out: &Output) -> Result<(), 
     drop(results);
 
     let mut summary = format!(
-        "{}: {} devices written ({} rows), {already} already there",
+        "{}: {} written ({}), {already} already there",
         args.out.display(),
-        tally.written,
-        tally.rows
+        plural(tally.written, "device"),
+        plural(tally.rows, "row")
     );
     if tally.without_data > 0 {
         summary.push_str(&format!(

@@ -4,10 +4,11 @@ use std::io;
 use std::time::Duration;
 
 use clap::Args;
-use futures::{StreamExt, TryStreamExt};
-use leapcraft_ext::{Client, Notification, PhysicalId};
+use futures::StreamExt;
+use leapcraft_ext::{Client, Notification, NotificationCursor};
 
-use crate::error::{Failure, is_auth};
+use crate::commands::listing;
+use crate::error::{Failure, is_fatal};
 use crate::output::{Format, Output, Records, opt};
 use crate::{progress, values};
 
@@ -20,10 +21,10 @@ pub struct NotificationsArgs {
     /// Every notification.
     #[arg(long, conflicts_with_all = ["limit", "offset"])]
     pub all: bool,
-    /// How many notifications.
-    #[arg(long, default_value_t = 20, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(1..))]
-    pub limit: u32,
+    /// How many notifications (default 20); with `--follow`, the newest N are printed
+    /// first (default none).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: Option<u32>,
     /// How many to skip first.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub offset: u32,
@@ -38,6 +39,9 @@ pub struct NotificationsArgs {
           value_parser = values::interval)]
     pub interval: Duration,
 }
+
+/// How many notifications are listed without `--limit`.
+const DEFAULT_LIMIT: u32 = 20;
 
 const COLUMNS: &[&str] = &["id", "physical_id", "category", "created_at", "message"];
 
@@ -63,14 +67,21 @@ pub async fn run(client: &Client, args: NotificationsArgs, out: &Output) -> Resu
     .page_size(leapcraft_ext::MAX_NOTIFICATION_PAGE_SIZE);
     let found: Vec<Notification> = if args.all {
         let bar = progress::counter("notifications");
-        let result = pager.items().inspect_ok(|_| bar.inc(1)).try_collect().await;
+        let (found, stopped) = listing(pager.items(), "notification", &bar).await;
         bar.finish_and_clear();
-        result?
+        if let Some(stopped) = stopped {
+            if !found.is_empty() {
+                out.print(&Records::list(&found, COLUMNS, cells))?;
+            }
+            return Err(stopped);
+        }
+        found
     } else {
+        let limit = args.limit.unwrap_or(DEFAULT_LIMIT);
         pager
-            .page_size(i64::from(args.limit))
+            .page_size(i64::from(limit))
             .skip(u64::from(args.offset))
-            .max_items(args.limit as usize)
+            .max_items(limit as usize)
             .collect()
             .await?
     };
@@ -78,12 +89,15 @@ pub async fn run(client: &Client, args: NotificationsArgs, out: &Output) -> Resu
     Ok(())
 }
 
-/// `notifications --follow`: until Ctrl-C, which ends the command with what was printed
-/// flushed, and exit code 0.
+/// `notifications --follow`: the newest `--limit` first, then new ones as they appear, until
+/// Ctrl-C, which ends the command with what was printed flushed, and exit code 130.
 async fn follow(client: &Client, args: NotificationsArgs, out: &Output) -> Result<(), Failure> {
-    let every = args.interval;
-    let device = args.device.map(PhysicalId::from);
-    let mut stream = client.follow_notifications(device, every);
+    let cursor = match args.device {
+        Some(device) => NotificationCursor::for_device(device),
+        None => NotificationCursor::new(),
+    }
+    .with_backlog(args.limit.map_or(0, |n| n as usize));
+    let mut stream = client.follow_notifications_from(cursor, args.interval);
     let mut streamer = out.streamer(io::stdout());
     if out.format == Format::Csv {
         streamer.push(&Records::list::<Notification>(&[], COLUMNS, cells))?;
@@ -92,13 +106,16 @@ async fn follow(client: &Client, args: NotificationsArgs, out: &Output) -> Resul
     tokio::pin!(ctrl_c);
     loop {
         tokio::select! {
-            _ = &mut ctrl_c => break,
+            _ = &mut ctrl_c => {
+                streamer.flush()?;
+                return Err(Failure::Interrupted);
+            }
             next = stream.next() => match next {
                 None => break,
                 Some(Ok(n)) => {
                     streamer.push(&Records::list(std::slice::from_ref(&n), COLUMNS, cells))?;
                 }
-                Some(Err(e)) if is_auth(&e) => return Err(e.into()),
+                Some(Err(e)) if is_fatal(&e) => return Err(e.into()),
                 // The first failure of a streak (the stream reports no more until a poll
                 // succeeds): say so, keep following.
                 Some(Err(e)) => tracing::warn!("{e} (polling goes on)"),

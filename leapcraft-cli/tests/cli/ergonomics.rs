@@ -168,3 +168,165 @@ fn subcommand_help_sets_the_global_options_apart() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_base_url_without_v1_names_the_url_and_the_fix_not_exit_4() {
+    let fake = FakeServer::builder().devices(3).start().await.unwrap();
+    let root = fake.base_url().trim_end_matches("/v1").to_owned();
+    for args in [vec!["devices"], vec!["latest", "--all"]] {
+        let run = leapcraft_at(&root, fake.api_key())
+            .args(["--max-attempts", "1"])
+            .args(&args)
+            .assert()
+            .code(1)
+            .stdout("")
+            .get_output()
+            .clone();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        for part in [&format!("{root}/auth/client/token"), "--base-url", "/v1"] {
+            assert!(stderr.contains(part), "{part} in {stderr}");
+        }
+    }
+}
+
+#[test]
+fn plain_http_to_another_host_names_the_cli_flag() {
+    bare()
+        .args([
+            "--base-url",
+            "http://api.example.com/v1",
+            "--api-key",
+            "k",
+            "devices",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--allow-insecure-http"))
+        .stderr(predicate::str::contains("ClientBuilder").not());
+}
+
+#[test]
+fn a_format_that_cannot_apply_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.csv");
+    let mut export = export_args(&out);
+    export.splice(
+        0..0,
+        [
+            "--demo".to_owned(),
+            "--format".to_owned(),
+            "json".to_owned(),
+        ],
+    );
+    bare()
+        .args(&export)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--out FILE.csv or FILE.jsonl"));
+    assert!(!out.exists());
+    bare()
+        .args([
+            "--demo",
+            "serve",
+            "--format",
+            "csv",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--format does not apply to serve"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summary_lines_count_in_the_right_number() {
+    let fake = FakeServer::builder().devices(3).start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("one.csv");
+    let id = fake.dataset().physical_id(0);
+    let run = leapcraft(&fake)
+        .args(export_args(&out))
+        .args(["--device", &id])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains(": 1 device written ("), "{stderr}");
+    assert!(!stderr.contains("1 devices"), "{stderr}");
+    let one = stdout_of(leapcraft(&fake).args(["devices", "--limit", "1"]));
+    assert!(one.trim_end().ends_with("\n1 record"), "{one}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_at_80_columns_never_cut_an_id() {
+    let fake = FakeServer::builder().devices(20).start().await.unwrap();
+    let table = stdout_of(leapcraft(&fake).env("COLUMNS", "80").args(["devices"]));
+    for line in table.lines() {
+        assert!(line.chars().count() <= 80, "{line:?} in\n{table}");
+    }
+    for i in 0..20 {
+        let id = fake.dataset().physical_id(i);
+        assert!(
+            table.contains(&format!("│ {id} ")),
+            "{id} whole in\n{table}"
+        );
+    }
+}
+
+#[test]
+fn man_prints_a_roff_page_of_every_command_without_a_key() {
+    let page = bare()
+        .env("LEAPCRAFT_API_KEY", "sk-live-secret-in-env")
+        .arg("man")
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let page = String::from_utf8(page.stdout).unwrap();
+    assert!(page.contains(".TH leapcraft 1"), "{page}");
+    for part in [
+        "GLOBAL OPTIONS",
+        "latest",
+        "export",
+        "serve",
+        "\\-\\-max\\-retry\\-wait",
+    ] {
+        assert!(page.contains(part), "{part} in the page");
+    }
+    assert!(!page.contains("sk-live-secret-in-env"));
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_comes_from_a_file_only_its_owner_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let fake = FakeServer::builder().devices(2).start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("key");
+    std::fs::write(&file, format!("{}\n", fake.api_key())).unwrap();
+    let with_file = |mode: u32| {
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+        let mut cmd = bare();
+        cmd.args(["--base-url", fake.base_url(), "--api-key-file"])
+            .arg(&file)
+            .arg("topologies");
+        cmd
+    };
+    stdout_of(&mut with_file(0o600));
+    for mode in [0o644, 0o640, 0o604] {
+        let run = with_file(mode)
+            .assert()
+            .code(2)
+            .stdout("")
+            .get_output()
+            .clone();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(stderr.contains("chmod 600"), "{mode:o}: {stderr}");
+        assert!(!stderr.contains(fake.api_key()), "the key never shown");
+    }
+    std::fs::write(&file, "wrong-key\n").unwrap();
+    let run = with_file(0o600).assert().code(3).get_output().clone();
+    assert!(!String::from_utf8_lossy(&run.stderr).contains("wrong-key"));
+}

@@ -97,8 +97,31 @@ async fn follow_prints_new_notifications_until_interrupted() {
     assert_eq!(n["category"], "thresholdAlert");
 
     let (status, stderr) = follower.stop();
-    assert!(status.success(), "Ctrl-C exits 0: {status:?}");
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "Ctrl-C exits 130 like every command"
+    );
     assert_no_warning(&stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_with_a_limit_shows_the_newest_first_then_new_ones() {
+    let fake = fake().await;
+    let mut existing: Vec<i64> = fake.notifications().iter().map(|n| n.id).collect();
+    existing.sort();
+    assert!(existing.len() > 3);
+    let follower = Follower::start(&fake, &["--format", "json", "--limit", "3"]);
+    let backlog: Vec<i64> = (0..3).map(|_| id_of(&follower.next_line())).collect();
+    assert_eq!(
+        backlog,
+        existing[existing.len() - 3..],
+        "the newest 3, oldest first"
+    );
+    let new = follower.push_until_printed(&fake, "after the backlog");
+    assert!(id_of(&new) > *existing.last().unwrap(), "{new}");
+    let (status, _) = follower.stop();
+    assert_eq!(status.code(), Some(130));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,7 +143,7 @@ async fn follow_merges_by_id_while_the_list_grows_between_pages() {
         printed.push(id_of(&follower.next_line()));
     }
     let (status, stderr) = follower.stop();
-    assert!(status.success());
+    assert_eq!(status.code(), Some(130));
     assert_no_warning(&stderr);
     let expected: Vec<i64> = (printed[0]..=*printed.last().unwrap()).collect();
     assert_eq!(printed, expected, "each once, in order, none lost");
@@ -143,7 +166,7 @@ async fn a_streak_of_failed_polls_is_reported_once() {
         assert!(line.contains("before"), "{line}");
     }
     let (status, stderr) = follower.stop();
-    assert!(status.success());
+    assert_eq!(status.code(), Some(130));
     let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains(" WARN ")).collect();
     assert_eq!(
         warnings.len(),
