@@ -49,14 +49,20 @@ impl Exporter {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()?;
-        let mut first = String::new();
-        BufReader::new(child.stderr.take().ok_or("no stderr")?).read_line(&mut first)?;
-        let addr = first
-            .trim()
-            .strip_prefix("leapcraft serve: listening on http://")
-            .and_then(|rest| rest.strip_suffix("/metrics"))
-            .ok_or_else(|| format!("unexpected first line from leapcraft serve: {first}"))?
-            .to_owned();
+        // Its log says where it listens; the rest of the log is drained, so that the
+        // exporter never blocks on a full pipe.
+        let mut log = BufReader::new(child.stderr.take().ok_or("no stderr")?);
+        let mut line = String::new();
+        let addr = loop {
+            line.clear();
+            if log.read_line(&mut line)? == 0 {
+                return Err("leapcraft serve ended before saying where it listens".into());
+            }
+            if let Some((_, rest)) = line.trim().split_once("listening on http://") {
+                break rest.trim_end_matches("/metrics").to_owned();
+            }
+        };
+        std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
         Ok(Self {
             child,
             base: format!("http://{addr}"),

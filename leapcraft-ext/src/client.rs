@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use crate::auth::TokenCache;
 use crate::error::Error;
 use crate::exchange::KeyExchange;
+use crate::options::CallOptions;
 use crate::pipeline::{Pipeline, Timeouts};
 use crate::rate_limit::{RateLimit, RateLimiter};
 use crate::retry::RetryPolicy;
@@ -51,6 +52,8 @@ pub struct Client {
     route: Arc<Route>,
     /// The generated client of [`api`](Self::api), on the same route.
     api: leapcraft_api::Client,
+    /// Options of this client's calls ([`customize`](Self::customize)).
+    options: Arc<CallOptions>,
 }
 
 impl fmt::Debug for Client {
@@ -99,6 +102,26 @@ impl Client {
         }
     }
 
+    /// A client whose calls take `options` (timeouts, attempts, idempotence, where to leave
+    /// the final response's metadata), sharing everything else with this one: the token, the
+    /// rate limiter, the retry budget, the connection pool and the statistics. Options not
+    /// set are this client's. [`api`](Self::api) is not customized.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use leapcraft_ext::CallOptions;
+    /// # async fn run(client: leapcraft_ext::Client) -> Result<(), leapcraft_ext::Error> {
+    /// let impatient = client.customize(CallOptions::new().timeout(Duration::from_secs(3)).max_attempts(1));
+    /// let reading = impatient.latest("D2:C1:AA:FF:3E:09").await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn customize(&self, options: CallOptions) -> Client {
+        Client {
+            options: Arc::new(options),
+            ..self.clone()
+        }
+    }
+
     /// The generated client, with this client's authentication, retries, pacing and
     /// timeouts applied: for anything this crate does not wrap.
     ///
@@ -128,7 +151,7 @@ impl Client {
         operation: &'static str,
         send: impl AsyncFnOnce(&leapcraft_api::Client) -> Result<ResponseValue<T>, GeneratedError>,
     ) -> Result<T, Error> {
-        self.route.call(operation, None, send).await
+        self.route.call(operation, None, &self.options, send).await
     }
 
     /// As [`call`](Self::call), for a request whose answer can be at most `items` items
@@ -140,7 +163,9 @@ impl Client {
         send: impl AsyncFnOnce(&leapcraft_api::Client) -> Result<ResponseValue<T>, GeneratedError>,
     ) -> Result<T, Error> {
         let limit = crate::response::limit_for_items(items);
-        self.route.call(operation, Some(limit), send).await
+        self.route
+            .call(operation, Some(limit), &self.options, send)
+            .await
     }
 
     /// As [`call_for_items`](Self::call_for_items), for a list: a record that cannot be read
@@ -152,7 +177,9 @@ impl Client {
         send: impl AsyncFnOnce(&leapcraft_api::Client) -> Result<ResponseValue<Vec<I>>, GeneratedError>,
     ) -> Result<Vec<I>, Error> {
         let limit = crate::response::limit_for_items(items);
-        self.route.call_list(operation, Some(limit), send).await
+        self.route
+            .call_list(operation, Some(limit), &self.options, send)
+            .await
     }
 }
 
@@ -442,6 +469,7 @@ impl ClientBuilder {
             base_url,
         });
         Ok(Client {
+            options: Arc::default(),
             api: route.generated_client(),
             route,
         })

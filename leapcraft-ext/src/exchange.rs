@@ -31,6 +31,7 @@ impl Exchange for KeyExchange {
                 .call(
                     OPERATION,
                     Some(crate::response::limit_for_items(1)),
+                    &Default::default(),
                     async |api| api.get_access_token().body(body).send().await,
                 )
                 .await;

@@ -28,6 +28,34 @@
 //!
 //! Lists come as a [`Pager`]: a stream of items, a stream of pages, or everything collected,
 //! with the API's three paging schemes handled here.
+//!
+//! # Per-call options and response metadata
+//!
+//! [`Client::customize`] gives a client whose calls take other [`CallOptions`] (timeouts,
+//! attempts, idempotence) on the same token, pace and retry budget; with
+//! [`CallOptions::last_response`], each call leaves its final response's status, headers,
+//! request id, attempts and time in a [`LastResponse`], beside the typed result.
+//!
+//! # Logging
+//!
+//! Everything is told through [`tracing`]: a span `leapcraft.call` per call and
+//! `leapcraft.attempt` per attempt, with OpenTelemetry's HTTP field names
+//! (`http.request.method`, `url.path`, `server.address`, `http.response.status_code`) and
+//! the `operation`; at DEBUG, one line per attempt (operation, status, attempt, time); at
+//! INFO, retries (naming their operation), token exchanges and slow-downs; at WARN, what
+//! went missing (an exhausted retry budget, a skipped record, an open circuit breaker).
+//! Secrets never appear at any level. To see one line per request:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), leapcraft_ext::Error> {
+//! // RUST_LOG=leapcraft_ext=debug, or in code:
+//! tracing_subscriber::fmt()
+//!     .with_env_filter("leapcraft_ext=debug")
+//!     .init();
+//! let client = leapcraft_ext::Client::from_env()?;
+//! client.device("D2:C1:AA:FF:3E:09").await?; // DEBUG leapcraft.call{operation="get_device" ...}
+//! # Ok(()) }
+//! ```
 
 #![deny(missing_docs)]
 
@@ -56,6 +84,7 @@ mod ids;
 mod kinds;
 mod lenient;
 mod notifications;
+mod options;
 mod paging;
 mod telemetry;
 mod things;
@@ -74,6 +103,7 @@ pub use ids::{GatewayId, PhysicalId};
 pub use kinds::{DeviceKind, NotificationCategory};
 pub use leapcraft_api::Timestamp;
 pub use notifications::{DEFAULT_NOTIFICATION_PAGE_SIZE, MAX_NOTIFICATION_PAGE_SIZE, Notification};
+pub use options::{CallOptions, LastResponse, ResponseMetadata};
 pub use paging::{MAX_PREFETCH, Pager};
 pub use telemetry::{Reading, Resolution, TelemetryQuery};
 pub use things::DEFAULT_THINGS_LIMIT;

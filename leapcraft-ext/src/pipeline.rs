@@ -14,6 +14,7 @@
 //! backoff wait starts. The loop spends from the retry budget for each retry and gives back
 //! when a call succeeds; [`decide`] is told what is left.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -26,6 +27,7 @@ use tracing::Instrument;
 use crate::auth::{Token, TokenCache, Verdict};
 use crate::breaker::{self, Breaker};
 use crate::error::{Error, Redact, error_chain};
+use crate::options::{CallOptions, ResponseMetadata};
 use crate::rate_limit::RateLimiter;
 use crate::response::{Buffered, ReadError, is_retryable_status, retry_after};
 use crate::retry::{
@@ -75,6 +77,8 @@ pub(crate) struct Call<'a> {
     pub idempotent: bool,
     /// A lower body limit than the client's, for a request whose answer cannot need more.
     pub max_body: Option<usize>,
+    /// The call's own timeouts, attempts and where its final response is told.
+    pub options: &'a CallOptions,
 }
 
 /// How a call failed: the error, and the final response when there was one.
@@ -127,16 +131,22 @@ impl Pipeline {
     /// outcome as a [`CallFailure`].
     pub async fn invoke(&self, call: Call<'_>) -> Result<Buffered, CallFailure> {
         let operation = call.operation;
+        let url = call.request.url();
         let span = tracing::debug_span!(
             "leapcraft.call",
             operation,
+            "http.request.method" = call.request.method().as_str(),
+            "url.path" = url.path(),
+            "server.address" = url.host_str(),
             attempts = tracing::field::Empty,
             status = tracing::field::Empty,
+            "http.response.status_code" = tracing::field::Empty,
             elapsed_ms = tracing::field::Empty,
         );
         let started = Instant::now();
         // A deadline too far to represent is no deadline.
-        let deadline = self.timeouts.overall.and_then(|t| started.checked_add(t));
+        let overall = call.options.overall_timeout.or(self.timeouts.overall);
+        let deadline = overall.and_then(|t| started.checked_add(t));
         let mut progress = Progress::default();
         let result = self
             .try_op(&call, deadline, &mut progress)
@@ -145,8 +155,23 @@ impl Pipeline {
         span.record("attempts", progress.attempts);
         if let Some(status) = progress.status {
             span.record("status", status.as_u16());
+            span.record("http.response.status_code", status.as_u16());
         }
         span.record("elapsed_ms", started.elapsed().as_millis() as u64);
+        if let Some(last) = &call.options.last_response {
+            let response = match &result {
+                Ok(response) => Some(response),
+                Err(failure) => failure.response.as_deref(),
+            };
+            last.set(response.map(|response| ResponseMetadata {
+                operation,
+                status: response.status,
+                headers: response.headers.clone(),
+                request_id: crate::response::request_id(&response.headers),
+                attempts: progress.attempts,
+                elapsed: started.elapsed(),
+            }));
+        }
         result
     }
 
@@ -204,7 +229,11 @@ impl Pipeline {
                 jitter: rand::random(),
                 budget: self.budget.left(),
             };
-            match decide(&self.policy, &facts) {
+            let policy = match call.options.max_attempts {
+                Some(attempts) => Cow::Owned(self.policy.clone().with_max_attempts(attempts)),
+                None => Cow::Borrowed(&self.policy),
+            };
+            match decide(&policy, &facts) {
                 Action::Stop => {
                     if status.is_some_and(|s| s.is_success()) {
                         self.budget
@@ -297,8 +326,9 @@ impl Pipeline {
             headers.insert(AUTHORIZATION, authorization.clone());
         }
         let attempt_deadline = earliest(
-            self.timeouts
-                .attempt
+            call.options
+                .attempt_timeout
+                .or(self.timeouts.attempt)
                 .and_then(|t| Instant::now().checked_add(t)),
             deadline,
         );
@@ -308,6 +338,7 @@ impl Pipeline {
             attempt,
             "http.request.method" = request.method().as_str(),
             "url.path" = request.url().path(),
+            "server.address" = request.url().host_str(),
             "http.response.status_code" = tracing::field::Empty,
         );
         let started = Instant::now();

@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 
 use crate::auth::TokenCache;
 use crate::error::{Error, Redact, decode_path};
+use crate::options::CallOptions;
 use crate::pipeline::{Call, CallFailure, Pipeline};
 
 /// The generated client's error type.
@@ -50,6 +51,7 @@ impl Route {
             route: self.clone(),
             failure: None,
             max_body: None,
+            options: Arc::default(),
         }))
     }
 
@@ -68,9 +70,10 @@ impl Route {
         self: &Arc<Self>,
         operation: &'static str,
         max_body: Option<usize>,
+        options: &Arc<CallOptions>,
         send: impl AsyncFnOnce(&leapcraft_api::Client) -> Result<ResponseValue<T>, GeneratedError>,
     ) -> Result<T, Error> {
-        self.call_or_recover(operation, max_body, send, |_| None)
+        self.call_or_recover(operation, max_body, options, send, |_| None)
             .await
     }
 
@@ -80,9 +83,10 @@ impl Route {
         self: &Arc<Self>,
         operation: &'static str,
         max_body: Option<usize>,
+        options: &Arc<CallOptions>,
         send: impl AsyncFnOnce(&leapcraft_api::Client) -> Result<ResponseValue<Vec<I>>, GeneratedError>,
     ) -> Result<Vec<I>, Error> {
-        self.call_or_recover(operation, max_body, send, |body| {
+        self.call_or_recover(operation, max_body, options, send, |body| {
             crate::lenient::decode_items(operation, body)
         })
         .await
@@ -93,6 +97,7 @@ impl Route {
         self: &Arc<Self>,
         operation: &'static str,
         max_body: Option<usize>,
+        options: &Arc<CallOptions>,
         send: impl AsyncFnOnce(&leapcraft_api::Client) -> Result<ResponseValue<T>, GeneratedError>,
         recover: impl FnOnce(&[u8]) -> Option<T>,
     ) -> Result<T, Error> {
@@ -100,6 +105,7 @@ impl Route {
             route: self.clone(),
             failure: Some(Mutex::default()),
             max_body,
+            options: options.clone(),
         });
         let client = self.client_with(transport.clone());
         let error = match send(&client).await {
@@ -174,6 +180,8 @@ struct PipelineTransport {
     failure: Option<Mutex<Option<Error>>>,
     /// The body limit of the call, if lower than the client's.
     max_body: Option<usize>,
+    /// The call's own options.
+    options: Arc<CallOptions>,
 }
 
 impl PipelineTransport {
@@ -202,8 +210,9 @@ impl Transport for PipelineTransport {
                 operation: info.operation_id,
                 request,
                 tokens,
-                idempotent,
+                idempotent: self.options.idempotent.unwrap_or(idempotent),
                 max_body: self.max_body,
+                options: &self.options,
             };
             match self.route.pipeline.invoke(call).await {
                 Ok(response) => Ok(response.into_response()),

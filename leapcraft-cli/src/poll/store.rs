@@ -37,6 +37,27 @@ pub fn label_value(text: &str) -> String {
         .collect()
 }
 
+/// The longest physical id a device may have to be exported, in characters: an id is never
+/// cut (two devices would become one series), so a longer one is refused and reported.
+pub const MAX_ID_CHARS: usize = 512;
+
+/// A physical id as a label value: distinct ids stay distinct (a backslash is doubled, a
+/// control character written as `\u{..}`, nothing cut); `None` past [`MAX_ID_CHARS`].
+pub fn id_label(id: &str) -> Option<String> {
+    if id.chars().count() > MAX_ID_CHARS {
+        return None;
+    }
+    let mut label = String::with_capacity(id.len());
+    for c in id.chars() {
+        match c {
+            '\\' => label.push_str("\\\\"),
+            c if c.is_control() => label.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => label.push(c),
+        }
+    }
+    Some(label)
+}
+
 /// A device as the metrics show it: its labels, ready to encode, and its latest reading.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeviceEntry {
@@ -55,10 +76,11 @@ pub struct DeviceEntry {
 }
 
 impl DeviceEntry {
-    fn new(device: &Device) -> Self {
+    /// `None` for a device whose id cannot be a label (see [`id_label`]).
+    fn new(device: &Device) -> Option<Self> {
         let opt = |v: Option<&str>| v.map(label_value).unwrap_or_default();
-        Self {
-            physical_id: label_value(device.physical_id.as_str()),
+        Some(Self {
+            physical_id: id_label(device.physical_id.as_str())?,
             name: opt(device.name.as_deref()),
             kind: opt(device.kind.as_ref().map(|k| k.as_str())),
             serial: opt(device.serial.as_deref()),
@@ -67,7 +89,7 @@ impl DeviceEntry {
                 .map(|t| t.to_string())
                 .unwrap_or_default(),
             reading: None,
-        }
+        })
     }
 }
 
@@ -121,22 +143,68 @@ pub struct Health {
     pub last_success_at: Option<SystemTime>,
     /// The same moment on the monotonic clock, for the health decision.
     pub last_success: Option<Instant>,
-    /// How long the last poll took, successful or not.
-    pub last_duration: Option<Duration>,
-    /// Devices whose reading failed in the last poll.
-    pub last_failed_devices: u64,
+    /// How the last poll went, successful or not.
+    pub last_poll: Option<PollReport>,
 }
 
-/// How one poll ended.
+/// What one poll did, as the poller counted it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PollOutcome {
-    /// Whether it succeeded: the device list is known and, unless there are no devices, at
-    /// least one reading arrived.
-    pub succeeded: bool,
     /// How long it took.
     pub duration: Duration,
+    /// Readings read.
+    pub readings: u64,
     /// Devices whose reading failed.
     pub failed_devices: u64,
+}
+
+/// How one poll ended: what the poller counted, and what the store made of it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PollReport {
+    /// How long it took.
+    pub duration: Duration,
+    /// Devices listed.
+    pub devices: usize,
+    /// Readings read.
+    pub readings: u64,
+    /// Devices whose reading failed.
+    pub failed_devices: u64,
+    /// Devices whose latest reading is older than the store's `stale_after`: not passed on.
+    pub stale_readings: u64,
+    /// Devices whose latest reading is fresh: what the outputs pass on.
+    pub fresh_readings: u64,
+    /// Why the poll is not a success, if it is not.
+    pub problem: Option<Problem>,
+}
+
+/// Why a poll is not a success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Problem {
+    /// No device listing ever succeeded.
+    NotListed,
+    /// Not one device could be read.
+    NoneRead,
+    /// Devices are listed but no reading is fresh: there is nothing to pass on.
+    NothingFresh,
+}
+
+impl Problem {
+    /// Whether the outputs have nothing to show: then the exporter is down at once, not
+    /// after the grace of three intervals that a failed poll gets.
+    pub fn exports_nothing(self) -> bool {
+        matches!(self, Self::NothingFresh)
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::NotListed => "the devices could not be listed",
+            Self::NoneRead => "no device could be read",
+            Self::NothingFresh => "no reading is fresh enough to export (see --stale-after)",
+        })
+    }
 }
 
 /// Everything the store holds.
@@ -148,8 +216,6 @@ pub struct State {
     pub devices_listed: bool,
     /// Notifications per category (label-safe).
     pub notifications: BTreeMap<String, u64>,
-    /// The newest notification id counted: later polls count only newer ones.
-    pub newest_notification: Option<i64>,
     /// How the polls went.
     pub health: Health,
 }
@@ -235,10 +301,16 @@ impl Store {
         let mut old = std::mem::take(&mut state.devices);
         state.devices = devices
             .iter()
-            .map(|d| {
-                let mut entry = DeviceEntry::new(d);
+            .filter_map(|d| {
+                let Some(mut entry) = DeviceEntry::new(d) else {
+                    tracing::warn!(
+                        "a device id of {} characters is longer than a label may be ({MAX_ID_CHARS}): the device is not exported",
+                        d.physical_id.as_str().chars().count()
+                    );
+                    return None;
+                };
                 entry.reading = old.remove(&d.physical_id).and_then(|e| e.reading);
-                (d.physical_id.clone(), entry)
+                Some((d.physical_id.clone(), entry))
             })
             .collect();
         state.devices_listed = true;
@@ -271,11 +343,6 @@ impl Store {
         }
     }
 
-    /// The newest notification id counted so far.
-    pub fn newest_notification(&self) -> Option<i64> {
-        self.read().newest_notification
-    }
-
     /// Counts notifications newer than those counted so far (the caller passes only those).
     pub fn add_notifications(&self, new: &[Notification]) {
         let mut state = self.write();
@@ -292,31 +359,66 @@ impl Store {
                 OTHER_CATEGORY.to_owned()
             };
             *state.notifications.entry(key).or_default() += 1;
-            state.newest_notification = state.newest_notification.max(Some(n.id));
         }
     }
 
-    /// Records how a poll ended, and tells the subscribers.
-    pub fn finish_poll(&self, outcome: PollOutcome) {
-        {
+    /// Records how a poll ended, judges it and tells the subscribers. A poll succeeds when
+    /// the devices are listed and, unless there are none, some were read and some reading is
+    /// fresh at `now`.
+    pub fn finish_poll(&self, outcome: PollOutcome, now: SystemTime) -> PollReport {
+        let report = {
             let mut state = self.write();
+            let devices = state.devices.len();
+            let with_reading = state
+                .devices
+                .values()
+                .filter(|d| d.reading.is_some())
+                .count();
+            let fresh = state.fresh(now, self.shared.stale_after).count();
+            let problem = if !state.devices_listed {
+                Some(Problem::NotListed)
+            } else if devices == 0 {
+                None
+            } else if outcome.failed_devices >= devices as u64 {
+                Some(Problem::NoneRead)
+            } else if fresh == 0 {
+                Some(Problem::NothingFresh)
+            } else {
+                None
+            };
+            let report = PollReport {
+                duration: outcome.duration,
+                devices,
+                readings: outcome.readings,
+                failed_devices: outcome.failed_devices,
+                stale_readings: (with_reading - fresh) as u64,
+                fresh_readings: fresh as u64,
+                problem,
+            };
             let health = &mut state.health;
-            health.last_duration = Some(outcome.duration);
-            health.last_failed_devices = outcome.failed_devices;
-            if outcome.succeeded {
+            health.last_poll = Some(report);
+            if problem.is_none() {
                 health.last_success = Some(Instant::now());
-                health.last_success_at = Some(SystemTime::now());
+                health.last_success_at = Some(now);
             }
-        }
+            report
+        };
         self.shared.polls.send_modify(|polls| *polls += 1);
+        report
     }
 
-    /// Whether the exporter is healthy at `now`: the last successful poll ended less than
-    /// three intervals ago. `/healthz` and `leapcraft_up` both say this.
+    /// Whether the poller is healthy at `now`: the last successful poll ended less than
+    /// three intervals ago, and the last poll left something to export. `/healthz` and
+    /// `leapcraft_up` both say this.
     pub fn is_healthy(&self, health: &Health, now: Instant) -> bool {
-        health
+        let recent = health
             .last_success
-            .is_some_and(|at| now.saturating_duration_since(at) < 3 * self.shared.interval)
+            .is_some_and(|at| now.saturating_duration_since(at) < 3 * self.shared.interval);
+        let exports = health
+            .last_poll
+            .and_then(|p| p.problem)
+            .is_none_or(|p| !p.exports_nothing());
+        recent && exports
     }
 }
 
@@ -337,6 +439,36 @@ mod tests {
             "other": {"voc": 12, "status": "ok", "noise": 41.5}
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn distinct_ids_are_distinct_labels() {
+        let base = "D".repeat(130);
+        let ids = [
+            "a\nb".to_owned(),
+            "a\rb".to_owned(),
+            "a\u{fffd}b".to_owned(),
+            "a\\u{a}b".to_owned(),
+            "a\\b".to_owned(),
+            format!("{base}1"),
+            format!("{base}2"),
+            base.clone(),
+        ];
+        let labels: std::collections::HashSet<_> =
+            ids.iter().map(|id| id_label(id).unwrap()).collect();
+        assert_eq!(labels.len(), ids.len(), "{labels:?}");
+        assert!(labels.iter().all(|l| !l.chars().any(char::is_control)));
+        assert_eq!(id_label(&"x".repeat(MAX_ID_CHARS + 1)), None);
+        let store = Store::new(Duration::from_secs(60), Duration::from_secs(3600));
+        let devices: Vec<Device> = ids.iter().map(|id| device(id, "d")).collect();
+        store.set_devices(&devices);
+        let state = store.read();
+        let exported: std::collections::HashSet<_> = state
+            .devices
+            .values()
+            .map(|d| d.physical_id.clone())
+            .collect();
+        assert_eq!(exported.len(), ids.len());
     }
 
     #[test]
@@ -403,7 +535,22 @@ mod tests {
         assert_eq!(state.notifications.len(), MAX_CATEGORIES + 1);
         assert_eq!(state.notifications["c0"], 2);
         assert_eq!(state.notifications[OTHER_CATEGORY], 10);
-        assert_eq!(state.newest_notification, Some(MAX_CATEGORIES as i64 + 9));
+    }
+
+    fn at(ts: &str) -> SystemTime {
+        SystemTime::from(
+            ts.parse::<leapcraft_ext::Timestamp>()
+                .unwrap()
+                .as_datetime(),
+        )
+    }
+
+    fn outcome(readings: u64, failed_devices: u64) -> PollOutcome {
+        PollOutcome {
+            duration: Duration::from_secs(2),
+            readings,
+            failed_devices,
+        }
     }
 
     #[tokio::test]
@@ -411,11 +558,7 @@ mod tests {
         let store = Store::new(Duration::from_secs(10), Duration::from_secs(3600));
         let (mut one, mut two) = (store.subscribe(), store.clone().subscribe());
         assert!(!one.has_changed().unwrap());
-        store.finish_poll(PollOutcome {
-            succeeded: true,
-            duration: Duration::ZERO,
-            failed_devices: 0,
-        });
+        store.finish_poll(outcome(0, 0), SystemTime::now());
         one.changed().await.unwrap();
         two.changed().await.unwrap();
         assert_eq!((*one.borrow_and_update(), *two.borrow_and_update()), (1, 1));
@@ -425,24 +568,44 @@ mod tests {
     #[test]
     fn healthy_while_the_last_success_is_within_three_intervals() {
         let store = Store::new(Duration::from_secs(10), Duration::from_secs(3600));
-        let now = Instant::now();
-        assert!(!store.is_healthy(&store.read().health, now));
-        store.finish_poll(PollOutcome {
-            succeeded: false,
-            duration: Duration::from_secs(1),
-            failed_devices: 3,
-        });
+        let now = at("2026-12-01T10:30:00Z");
         assert!(!store.is_healthy(&store.read().health, Instant::now()));
-        store.finish_poll(PollOutcome {
-            succeeded: true,
-            duration: Duration::from_secs(2),
-            failed_devices: 1,
-        });
+        let report = store.finish_poll(outcome(0, 0), now);
+        assert_eq!(report.problem, Some(Problem::NotListed));
+        assert!(!store.is_healthy(&store.read().health, Instant::now()));
+
+        store.set_devices(&[device("A", "one"), device("B", "two")]);
+        store.set_reading(&"A".into(), &reading("2026-12-01T10:00:00Z", 600.0));
+        let report = store.finish_poll(outcome(1, 1), now);
+        assert_eq!(report.problem, None);
+        assert_eq!((report.fresh_readings, report.stale_readings), (1, 0));
         let health = store.read().health.clone();
-        let at = health.last_success.unwrap();
-        assert!(store.is_healthy(&health, at + Duration::from_secs(29)));
-        assert!(!store.is_healthy(&health, at + Duration::from_secs(30)));
-        assert_eq!(health.last_failed_devices, 1);
-        assert_eq!(health.last_duration, Some(Duration::from_secs(2)));
+        let at_success = health.last_success.unwrap();
+        assert!(store.is_healthy(&health, at_success + Duration::from_secs(29)));
+        assert!(!store.is_healthy(&health, at_success + Duration::from_secs(30)));
+        assert_eq!(health.last_poll, Some(report));
+
+        // A poll that reads nothing keeps the grace of three intervals.
+        let report = store.finish_poll(outcome(0, 2), now);
+        assert_eq!(report.problem, Some(Problem::NoneRead));
+        let health = store.read().health.clone();
+        assert!(store.is_healthy(&health, at_success + Duration::from_secs(29)));
+    }
+
+    #[test]
+    fn a_poll_whose_readings_are_all_stale_is_down_at_once_and_says_why() {
+        let store = Store::new(Duration::from_secs(10), Duration::from_secs(3600));
+        store.set_devices(&[device("A", "one"), device("B", "two"), device("C", "three")]);
+        store.set_reading(&"A".into(), &reading("2026-12-01T10:00:00Z", 600.0));
+        store.set_reading(&"B".into(), &reading("2026-12-01T10:00:00Z", 700.0));
+        let fine = store.finish_poll(outcome(2, 0), at("2026-12-01T10:30:00Z"));
+        assert_eq!(fine.problem, None);
+        assert!(store.is_healthy(&store.read().health, Instant::now()));
+
+        let stale = store.finish_poll(outcome(2, 0), at("2026-12-01T11:00:01Z"));
+        assert_eq!(stale.problem, Some(Problem::NothingFresh));
+        assert_eq!((stale.fresh_readings, stale.stale_readings), (0, 2));
+        assert!(stale.problem.unwrap().to_string().contains("--stale-after"));
+        assert!(!store.is_healthy(&store.read().health, Instant::now()));
     }
 }

@@ -9,7 +9,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, NoLabelSe
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::poll::store::{DeviceEntry, ReadingEntry, State, Store};
+use crate::poll::store::{DeviceEntry, PollReport, ReadingEntry, State, Store};
 
 /// The exposition formats `/metrics` speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,21 +268,30 @@ impl Scrape {
                 seconds(at),
             )?;
         }
-        if let Some(d) = health.last_duration {
+        if let Some(poll) = health.last_poll {
             gauge(
                 encoder,
                 "leapcraft_poll_duration",
                 "How long the last poll took, successful or not.",
                 Some(&Unit::Seconds),
-                d.as_secs_f64(),
+                poll.duration.as_secs_f64(),
             )?;
         }
+        let last = |f: fn(&PollReport) -> u64| health.last_poll.as_ref().map_or(0, f);
         gauge(
             encoder,
             "leapcraft_poll_failed_devices",
             "Devices whose latest reading could not be read in the last poll.",
             None,
-            health.last_failed_devices,
+            last(|p| p.failed_devices),
+        )?;
+        gauge(
+            encoder,
+            "leapcraft_poll_stale_readings",
+            "Devices whose latest reading was older than --stale-after at the end of the last \
+             poll, and so not exported.",
+            None,
+            last(|p| p.stale_readings),
         )?;
         Ok(())
     }
@@ -386,11 +395,14 @@ mod tests {
         ]))
         .unwrap();
         store.add_notifications(&notes);
-        store.finish_poll(PollOutcome {
-            succeeded: true,
-            duration: Duration::from_millis(1500),
-            failed_devices: 1,
-        });
+        store.finish_poll(
+            PollOutcome {
+                duration: Duration::from_millis(1500),
+                readings: 2,
+                failed_devices: 1,
+            },
+            at(NOW),
+        );
         store
     }
 
@@ -446,6 +458,7 @@ mod tests {
             ("leapcraft_up", 1.0),
             ("leapcraft_poll_duration_seconds", 1.5),
             ("leapcraft_poll_failed_devices", 1.0),
+            ("leapcraft_poll_stale_readings", 1.0),
             (
                 r#"leapcraft_api_requests_total{operation="get_telemetry",status="503"}"#,
                 2.0,

@@ -71,13 +71,16 @@ async fn healthz(State(shared): State<Shared>) -> Response {
         .last_success
         .map(|at| Instant::now().saturating_duration_since(at));
     let healthy = shared.store.is_healthy(&health, Instant::now());
-    let body = match since {
+    let mut body = match since {
         Some(ago) => format!(
             "last successful poll {} ago\n",
             humantime::format_duration(Duration::from_secs(ago.as_secs()))
         ),
         None => "no successful poll yet\n".to_owned(),
     };
+    if let Some(problem) = health.last_poll.and_then(|p| p.problem) {
+        body.push_str(&format!("last poll: {problem}\n"));
+    }
     let status = if healthy {
         StatusCode::OK
     } else {

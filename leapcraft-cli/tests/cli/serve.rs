@@ -9,7 +9,6 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use leapcraft_fake::{FakeServer, FaultKind};
@@ -33,6 +32,8 @@ pub(crate) struct Exporter {
     child: Option<Child>,
     addr: SocketAddr,
     http: reqwest::Client,
+    /// Its stderr, a line at a time, as it comes.
+    logs: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<String>>,
 }
 
 impl Exporter {
@@ -65,30 +66,49 @@ impl Exporter {
     /// Follows a started exporter's stderr until it says where it listens.
     fn watch(mut child: Child) -> Self {
         let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
+        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
+        let (listening, listen_line) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("[serve] {line}");
+                if line.contains("listening on http://") {
+                    let _ = listening.send(line.clone());
+                }
                 let _ = tx.send(line);
             }
         });
-        // The log line that says where it listens (after its timestamp and level).
-        let addr = loop {
-            let line = lines
-                .recv_timeout(DEADLINE)
-                .expect("leapcraft serve says where it listens");
-            if let Some((_, rest)) = line.split_once("listening on http://") {
-                let addr = rest.split("/metrics").next().unwrap_or_default();
-                break addr
-                    .parse()
-                    .unwrap_or_else(|_| panic!("unexpected line: {line}"));
-            }
-        };
+        let line = listen_line
+            .recv_timeout(DEADLINE)
+            .expect("leapcraft serve says where it listens");
+        let addr = line
+            .split_once("listening on http://")
+            .and_then(|(_, rest)| rest.split_once("/metrics"))
+            .map(|(addr, _)| addr)
+            .unwrap_or_else(|| panic!("unexpected line: {line}"))
+            .parse()
+            .unwrap();
         Self {
             child: Some(child),
             addr,
             http: reqwest::Client::new(),
+            logs: tokio::sync::Mutex::new(lines),
         }
+    }
+
+    /// Reads the exporter's log until a line holds `text`, and returns that line.
+    async fn wait_log(&self, text: &str) -> String {
+        let mut logs = self.logs.lock().await;
+        let wait = async {
+            while let Some(line) = logs.recv().await {
+                if line.contains(text) {
+                    return line;
+                }
+            }
+            panic!("leapcraft serve ended without logging {text:?}");
+        };
+        tokio::time::timeout(DEADLINE, wait)
+            .await
+            .unwrap_or_else(|_| panic!("no log line with {text:?} within {DEADLINE:?}"))
     }
 
     /// `GET path`: the status and the body.
@@ -191,6 +211,17 @@ async fn serves_every_device_from_memory_and_stops_on_sigterm() {
     // One poll, then none for an hour: every scrape after it must be served from memory.
     let exporter = Exporter::start(&fake, &["--interval", "1h"]);
     exporter.wait_healthy(true).await;
+    let poll = exporter.wait_log("poll done").await;
+    for field in [
+        "INFO",
+        "devices=25",
+        "readings=25",
+        "failed=0",
+        "stale=0",
+        "duration=",
+    ] {
+        assert!(poll.contains(field), "{field} in {poll}");
+    }
     let before = fake.counters().requests;
     let mut scrape = String::new();
     for _ in 0..5 {
@@ -226,6 +257,7 @@ async fn serves_every_device_from_memory_and_stops_on_sigterm() {
     }
     assert_eq!(value(&scrape, "leapcraft_up"), Some(1.0));
     assert_eq!(value(&scrape, "leapcraft_poll_failed_devices"), Some(0.0));
+    assert_eq!(value(&scrape, "leapcraft_poll_stale_readings"), Some(0.0));
     assert!(value(&scrape, "leapcraft_last_successful_poll_timestamp_seconds").is_some());
 
     let openmetrics = exporter
@@ -318,6 +350,8 @@ async fn outages_and_expired_tokens_leave_it_up_truthful_and_catching_up() {
         })
         .await;
     exporter.wait_healthy(false).await;
+    let warning = exporter.wait_log("devices could not be read").await;
+    assert!(warning.contains("WARN"), "{warning}");
     // The last poll to finish failed devices: all of them, or (when polls outlast the
     // interval on a loaded machine) the one that straddled the outage's start.
     let failed = value(&down, "leapcraft_poll_failed_devices").unwrap();
@@ -351,6 +385,7 @@ async fn outages_and_expired_tokens_leave_it_up_truthful_and_catching_up() {
         )
         .await;
     exporter.wait_healthy(true).await;
+    exporter.wait_log("polls recovered").await;
     assert!(fake.counters().token_exchanges > exchanges, "a new token");
     assert!(value(&back, "leapcraft_token_exchanges_total").unwrap() > exchanged);
     let ok = r#"leapcraft_api_requests_total{operation="get_telemetry",status="200"}"#;
@@ -363,6 +398,54 @@ async fn outages_and_expired_tokens_leave_it_up_truthful_and_catching_up() {
 
     let out = exporter.stop();
     assert!(out.status.success(), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_whose_readings_are_all_stale_is_unhealthy_and_says_why() {
+    // The fake's readings are stamped 2026-03-29: months old.
+    let fake = FakeServer::builder().devices(6).start().await.unwrap();
+    let exporter = Exporter::start(&fake, &["--interval", "1h", "--stale-after", "1h"]);
+    let poll = exporter.wait_log("poll done").await;
+    assert!(poll.contains("stale=6"), "{poll}");
+    let warning = exporter.wait_log("not healthy").await;
+    assert!(warning.contains("--stale-after"), "{warning}");
+    let (status, body) = exporter.get("/healthz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("no reading is fresh"), "{body}");
+    let scrape = exporter.metrics().await;
+    assert_eq!(value(&scrape, "leapcraft_up"), Some(0.0), "{scrape}");
+    assert_eq!(value(&scrape, "leapcraft_poll_stale_readings"), Some(6.0));
+    assert!(!scrape.contains("leapcraft_co2_ppm"));
+    drop(exporter);
+
+    // Told that readings stay fresh for most of a year, the same account is healthy.
+    let exporter = Exporter::start(&fake, &["--interval", "1h", "--stale-after", "360d"]);
+    exporter.wait_healthy(true).await;
+    let scrape = exporter.metrics().await;
+    assert_eq!(value(&scrape, "leapcraft_poll_stale_readings"), Some(0.0));
+    assert!(scrape.contains("leapcraft_co2_ppm"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_that_slows_it_down_is_logged_with_the_rate_learned() {
+    let fake = FakeServer::builder()
+        .devices(40)
+        .fresh_readings(true)
+        .rate_limit(leapcraft_fake::RateLimit::per_second(20.0).with_burst(2))
+        .start()
+        .await
+        .unwrap();
+    let exporter = Exporter::start(&fake, &["--interval", "1h", "--concurrency", "16"]);
+    let poll = exporter.wait_log("poll done").await;
+    assert!(
+        poll.contains("readings=40") && poll.contains("/s"),
+        "{poll}"
+    );
+    let warning = exporter.wait_log("slow down").await;
+    assert!(
+        warning.contains("WARN") && warning.contains("answers_429="),
+        "{warning}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
