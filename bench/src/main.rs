@@ -24,6 +24,8 @@ mod exporter;
 
 mod rate_limits;
 
+mod real_account;
+
 use std::fmt::Write as _;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -247,6 +249,10 @@ fn run(args: &[String]) -> Result<()> {
         if wanted("7") {
             eprintln!("[7/7] leapcraft latest --all, end to end through the binary ...");
             rows.extend(cli_latest_all(&sizes, &exe).await?);
+        }
+        if wanted("8") {
+            eprintln!("[8/8] leapcraft latest --all on a real account (pages, limit, short tokens, faults) ...");
+            rows.extend(real_account::figure(&sizes, &exe).await?);
         }
         Ok::<_, BoxError>(())
     })?;

@@ -175,3 +175,48 @@ async fn every_latest_reading_exactly_once_through_faults_and_expiring_tokens() 
     eprintln!("latest soak: {c:?}");
     fake.shutdown().await;
 }
+
+// The combination of a real account, on tokio's paused clock: the device list over two pages
+// feeding 64 calls at a time, under a server limit of 100 requests a second (`429` beyond),
+// with tokens of 7 uses and 3 % faults of every kind. Every device's reading arrives once;
+// a virtual hour without the end is a hang.
+#[tokio::test(start_paused = true)]
+async fn every_device_of_a_real_account_once_over_pages_a_rate_limit_and_short_tokens() {
+    const DEVICES: usize = 2_000;
+    let fake = FakeServer::builder()
+        .devices(DEVICES)
+        .latency(Duration::from_millis(20))
+        .rate_limit(leapcraft_fake::RateLimit::per_second(100.0))
+        .token_max_uses(7)
+        .fault_rate(0.03)
+        .fault_kinds(FaultKind::ALL)
+        .start()
+        .await
+        .expect("the fake starts");
+    let client = leapcraft_test_kit::paused_clock_client(&fake)
+        .build()
+        .expect("the client builds");
+    let each = client.fetch_each(client.device_ids(), 64, |client, id| async move {
+        client.latest(id).await
+    });
+    let results: Vec<_> = tokio::time::timeout(Duration::from_secs(3600), each.collect())
+        .await
+        .expect("the bulk path hangs: no end within a virtual hour");
+    let mut seen = HashSet::new();
+    for item in results {
+        let (id, reading) = item.expect("the device list is read");
+        if let Err(e) = reading {
+            panic!("{id}: {e}");
+        }
+        assert!(seen.insert(id.to_string()), "{id} twice");
+    }
+    let all: HashSet<String> = (0..DEVICES)
+        .map(|i| fake.dataset().physical_id(i))
+        .collect();
+    assert_eq!(seen, all, "every device, exactly once");
+    let c = fake.counters();
+    assert!(c.requests.list_devices >= 2, "several pages: {c:?}");
+    assert!(c.too_many_requests > 0 && c.token_exchanges > 100, "{c:?}");
+    eprintln!("real-account soak: {c:?}");
+    fake.shutdown().await;
+}

@@ -1,0 +1,148 @@
+//! Figure 8: `leapcraft latest --all` through the binary on the fake set up as a real account:
+//! several pages of devices, a server limit (`429` + `Retry-After: 1` beyond it), tokens
+//! that expire after 5 s and 2 % faults of every kind (a few `429`s among them); and, with no
+//! server limit, the client's own `--max-rps`. Each run is timed against the ideal, the
+//! devices over the rate (`n / rate` s), and the server limit's refusals are counted as a
+//! share of all requests (the injected `429` faults apart).
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use leapcraft_fake::{FakeServer, FaultKind, RateLimit};
+
+use crate::{Result, Row, Sizes, build_leapcraft, leapcraft_binary, secs};
+
+/// Calls at once, as a user would run it.
+const CONCURRENCY: &str = "32";
+/// What each request takes on the fake, as on a nearby API.
+const LATENCY: Duration = Duration::from_millis(20);
+
+/// One run of `leapcraft latest --all` against `fake`: its time, after checking that it
+/// printed every device once and exited 0.
+async fn latest_all(cli: &std::path::Path, fake: &FakeServer, extra: &[&str]) -> Result<Duration> {
+    let n = fake.dataset().device_count();
+    let mut command = Command::new(cli);
+    command
+        .env_remove("LEAPCRAFT_API_KEY")
+        .env_remove("LEAPCRAFT_BASE_URL")
+        .args(["--base-url", fake.base_url(), "--api-key", fake.api_key()])
+        .args(extra)
+        .args([
+            "--format",
+            "json",
+            "latest",
+            "--all",
+            "--concurrency",
+            CONCURRENCY,
+        ]);
+    let t = Instant::now();
+    let output = tokio::task::spawn_blocking(move || command.output()).await??;
+    let elapsed = t.elapsed();
+    if !output.status.success() {
+        return Err(format!(
+            "leapcraft latest --all failed ({}) after {}: {}",
+            output.status,
+            secs(elapsed),
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .into());
+    }
+    let readings: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout)?;
+    let ids: std::collections::HashSet<&str> = readings
+        .iter()
+        .filter_map(|r| r["physical_id"].as_str())
+        .collect();
+    if readings.len() != n || ids.len() != n {
+        return Err(format!(
+            "leapcraft latest --all printed {} readings of {} distinct devices, of {n}",
+            readings.len(),
+            ids.len()
+        )
+        .into());
+    }
+    Ok(elapsed)
+}
+
+pub(crate) async fn figure(s: &Sizes, exe: &std::path::Path) -> Result<Vec<Row>> {
+    let (devices, fixed_devices) = if s.quick { (300, 300) } else { (2_500, 2_000) };
+    let (limit, fixed_rate) = (150.0, 90.0);
+    if !s.quick {
+        build_leapcraft()?;
+    }
+    let Some(cli) = leapcraft_binary(exe) else {
+        return Err(
+            "figure 8 runs the leapcraft binary, which is not beside this one: \
+                    build it with `cargo build --release -p leapcraft-cli`"
+                .into(),
+        );
+    };
+    let mut rows = Vec::new();
+
+    let fake = FakeServer::builder()
+        .devices(devices)
+        .latency(LATENCY)
+        .precise_latency(true)
+        .rate_limit(RateLimit::per_second(limit))
+        .token_ttl(Duration::from_secs(5))
+        .fault_rate(0.02)
+        .fault_kinds(FaultKind::ALL)
+        .start()
+        .await?;
+    let elapsed = latest_all(&cli, &fake, &[]).await?;
+    let ideal = Duration::from_secs_f64(devices as f64 / limit);
+    let c = fake.counters();
+    let over_limit = c
+        .too_many_requests
+        .saturating_sub(c.faults.get(FaultKind::TooManyRequests));
+    let share = over_limit as f64 / c.requests.total().max(1) as f64;
+    let what = format!(
+        "leapcraft latest --all --concurrency {CONCURRENCY}, {devices} devices, a server limit of {limit}/s, tokens of 5 s, 2 % faults of every kind: all readings, exit 0"
+    );
+    let x = elapsed.as_secs_f64() / ideal.as_secs_f64();
+    rows.push(Row {
+        id: "8",
+        what: format!("{what}: time vs the ideal {}", secs(ideal)),
+        measured: format!(
+            "{} ({} requests, {} token exchanges, {} faults)",
+            secs(elapsed),
+            c.requests.total(),
+            c.token_exchanges,
+            c.faults.total()
+        ),
+        figure: format!("{x:.2}x"),
+        target: "≤ 1.5x".into(),
+        met: Some(x <= 1.5),
+    });
+    rows.push(Row {
+        id: "8",
+        what: format!("{what}: requests over the server's limit"),
+        measured: format!("{over_limit} of {}", c.requests.total()),
+        figure: format!("{:.1} %", share * 100.0),
+        target: "≤ 15 %".into(),
+        met: Some(share <= 0.15),
+    });
+    fake.shutdown().await;
+
+    let fake = FakeServer::builder()
+        .devices(fixed_devices)
+        .latency(LATENCY)
+        .precise_latency(true)
+        .start()
+        .await?;
+    let elapsed = latest_all(&cli, &fake, &["--max-rps", &fixed_rate.to_string()]).await?;
+    let ideal = Duration::from_secs_f64(fixed_devices as f64 / fixed_rate);
+    let x = elapsed.as_secs_f64() / ideal.as_secs_f64();
+    rows.push(Row {
+        id: "8",
+        what: format!(
+            "leapcraft latest --all --concurrency {CONCURRENCY} --max-rps {fixed_rate}, {fixed_devices} devices, no server limit: time vs the ideal {}",
+            secs(ideal)
+        ),
+        measured: format!("{} ({} requests)", secs(elapsed), fake.counters().requests.total()),
+        figure: format!("{x:.2}x"),
+        target: "≤ 1.15x".into(),
+        met: Some(x <= 1.15),
+    });
+    fake.shutdown().await;
+    Ok(rows)
+}
