@@ -58,6 +58,7 @@
 //! ```
 
 #![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
 // Read top-down: what goes wrong, what a response says, when to retry, tokens, pacing, the
 // one request pipeline and how the generated client reaches it, the client, then the API
