@@ -75,9 +75,10 @@ async fn bulk_calls_log_in_the_span_of_their_caller() {
     let calls: Vec<&str> = logs
         .lines()
         .filter(|l| {
-            l.ends_with(
-                r#"leapcraft.call{operation="get_telemetry"}: leapcraft_ext::pipeline: new"#,
-            )
+            l.ends_with(r#"server.address="127.0.0.1"}: leapcraft_ext::pipeline: new"#)
+                && l.contains(r#"leapcraft.call{operation="get_telemetry""#)
+                && !l.contains("leapcraft.attempt")
+                && !l.contains(r#"operation="get_access_token""#)
         })
         .collect();
     assert_eq!(calls.len(), 3, "{logs}");
