@@ -676,6 +676,10 @@ fn any_id_and_query_reach_the_fake_as_sent() {
     });
     runner
         .run(&(physical_id(), telemetry_query()), |(id, query)| {
+            // The demo account holds the docs' sample ids: those are not unknown devices.
+            if fake.dataset().find_device(&id).is_some() {
+                return Ok(());
+            }
             let result = rt.block_on(client.telemetry(id.as_str(), &query));
             let seen = fake
                 .recorded_requests()
