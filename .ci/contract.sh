@@ -19,9 +19,10 @@ PRISM_CLI_VERSION=5.14.2
 # `@GATEWAY` runs once for each topology the fake serves (their timestamps come in different
 # shapes); `@OUT` stands for a scratch directory. A line may start with an expectation:
 #   =N  the command exits with code N (an error the API answers, checked against the spec too);
-#   ~S  the command runs until stopped: it gets Ctrl-C after S seconds and must exit 0.
-# Every subcommand of `leapcraft --help` must appear in at least one line (but `completions`,
-# which sends no request).
+#   ~S  the command runs until stopped: it gets Ctrl-C after S seconds and must exit 0 (a
+#       daemon's clean stop) or, with =130 in front, 130 (an interrupted command).
+# Every subcommand of `leapcraft --help` must appear in at least one line (but `completions` and
+# `man`, which send no request).
 INVOCATIONS='
 devices
 devices --limit 5 --page 2
@@ -58,8 +59,8 @@ notifications --all --format csv
 notifications --device @DEVICE
 notifications --device @DEVICE --limit 5 --offset 1 --format json
 notifications --device @DEVICE --all
-~3 notifications --follow --interval 1
-~3 notifications --follow --device @DEVICE --interval 1 --format json
+=130 ~3 notifications --follow --interval 1
+=130 ~3 notifications --follow --device @DEVICE --interval 1 --format json
 ~4 serve --listen 127.0.0.1:0 --interval 1s --devices-every 2s
 ~3 serve --listen 127.0.0.1:0 --concurrency 2
 export --averages daily --from 2026-03-01 --to 2026-03-08 --out @OUT/export.csv
@@ -139,9 +140,9 @@ gateways="$(leapcraft --format json topologies | python3 -c '
 import json, sys
 print(" ".join(t["gateway_id"] for t in json.load(sys.stdin)))')"
 
-subcommands="$("$bin/leapcraft" --help | sed -n '/^Commands:/,/^$/p' | awk 'NR > 1 && $1 != "help" && $1 != "completions" {print $1}')"
+subcommands="$("$bin/leapcraft" --help | sed -n '/^Commands:/,/^$/p' | awk 'NR > 1 && $1 != "help" && $1 != "completions" && $1 != "man" {print $1}')"
 for subcommand in $subcommands; do
-    if ! grep -qE "^([=~][0-9.]+ )?(--[a-z-]+ [^ ]+ )*$subcommand( |$)" <<<"$INVOCATIONS"; then
+    if ! grep -qE "^([=~][0-9.]+ )*(--[a-z-]+ [^ ]+ )*$subcommand( |$)" <<<"$INVOCATIONS"; then
         echo "contract: the subcommand \`$subcommand\` has no line in INVOCATIONS" >&2
         exit 1
     fi
@@ -179,10 +180,13 @@ run() {
 while IFS= read -r line; do
     [ -z "$line" ] && continue
     expect=0 run_for=""
-    case "$line" in
-    =*) expect="${line%% *}" expect="${expect#=}" line="${line#* }" ;;
-    ~*) run_for="${line%% *}" run_for="${run_for#\~}" line="${line#* }" ;;
-    esac
+    while [[ "$line" == [=~]* ]]; do
+        case "$line" in
+        =*) expect="${line%% *}" expect="${expect#=}" ;;
+        ~*) run_for="${line%% *}" run_for="${run_for#\~}" ;;
+        esac
+        line="${line#* }"
+    done
     if [[ "$line" == *@GATEWAY* ]]; then
         for gateway in $gateways; do
             run "$expect" "$run_for" "$line" "$gateway"
