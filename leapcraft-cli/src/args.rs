@@ -161,7 +161,7 @@ impl Command {
     /// Whether the command runs until stopped (a service, a follower) rather than once.
     pub fn runs_until_stopped(&self) -> bool {
         match self {
-            Self::Api(ApiCommand::Serve(_)) => true,
+            Self::Api(ApiCommand::Serve(_) | ApiCommand::Mqtt(_)) => true,
             Self::Api(ApiCommand::Notifications(args)) => args.follow,
             Self::Api(_) | Self::Completions(_) | Self::Man => false,
         }
@@ -178,6 +178,7 @@ impl ApiCommand {
                 "its file's form follows its extension (--out FILE.csv or FILE.jsonl)",
             ),
             Self::Serve(_) => ("serve", "it serves Prometheus metrics"),
+            Self::Mqtt(_) => ("mqtt", "it publishes JSON to the broker"),
             _ => return None,
         };
         (format != Format::Table).then(|| format!("--format does not apply to {command}: {form}"))
@@ -207,6 +208,8 @@ pub enum ApiCommand {
     Export(ExportArgs),
     /// Export the readings to Prometheus: poll in the background, serve `/metrics`.
     Serve(crate::serve::ServeArgs),
+    /// Publish the readings to an MQTT broker, with Home Assistant discovery.
+    Mqtt(crate::mqtt::MqttArgs),
 }
 
 #[cfg(test)]

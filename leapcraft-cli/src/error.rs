@@ -42,6 +42,8 @@ pub enum Failure {
     },
     /// No API key was given.
     NoKey,
+    /// The MQTT broker refused the bridge's credentials.
+    BrokerRefused(String),
     /// The arguments do not go together.
     Usage(String),
     /// Writing the output failed.
@@ -145,7 +147,7 @@ impl Failure {
         ExitCode::from(match self {
             Self::Sdk(e) | Self::Device(_, e) => sdk_code(e),
             Self::Stopped { cause, .. } => return cause.exit_code(),
-            Self::NoKey => EXIT_AUTH,
+            Self::NoKey | Self::BrokerRefused(_) => EXIT_AUTH,
             Self::Usage(_) => EXIT_USAGE,
             Self::Interrupted => EXIT_INTERRUPTED,
             Self::Io(_) | Self::Devices { .. } | Self::Other(_) => EXIT_FAILURE,
@@ -194,7 +196,7 @@ impl Failure {
                 "no API key: pass --api-key-file or --api-key, set {}, or try --demo",
                 leapcraft_ext::API_KEY_ENV
             ),
-            Self::Usage(m) => m.clone(),
+            Self::Usage(m) | Self::BrokerRefused(m) => m.clone(),
             Self::Io(e) => format!("cannot write the output: {e}"),
             Self::Interrupted => "interrupted".to_owned(),
             Self::Other(m) => m.clone(),

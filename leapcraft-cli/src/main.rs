@@ -17,12 +17,14 @@ mod chart;
 mod commands;
 mod error;
 mod logging;
+mod mqtt;
 mod output;
 mod poll;
 mod progress;
 mod sanitize;
 mod secrets;
 mod serve;
+mod shutdown;
 mod values;
 
 use std::process::ExitCode;
@@ -94,6 +96,7 @@ async fn dispatch(client: &Client, command: ApiCommand, out: &Output) -> Result<
         ApiCommand::Things(args) => things::list(client, args, out).await,
         ApiCommand::Export(args) => export::run(client, args, out).await,
         ApiCommand::Serve(args) => serve::run(client, args).await,
+        ApiCommand::Mqtt(args) => mqtt::run(client, args).await,
     }
 }
 

@@ -1,5 +1,5 @@
-//! Secrets kept in files: read only from a file no one but its owner can read (as ssh
-//! does for private keys), and never shown.
+//! Secrets kept in files (the API key, the broker's password): read only from a file no one
+//! but its owner can read (as ssh does for private keys), and never shown.
 
 use std::fs::File;
 use std::io::Read;
@@ -10,11 +10,16 @@ use crate::error::Failure;
 /// The longest key file read: far more than any key.
 const MAX_KEY_FILE: u64 = 4096;
 
-/// The API key in `path`: its first line, trimmed. Refused when the file is readable by its
-/// group or others, or is not a regular file.
+/// The API key in `path` (`--api-key-file`): see [`read_secret_file`].
 pub fn read_key_file(path: &Path) -> Result<String, Failure> {
+    read_secret_file("--api-key-file", path)
+}
+
+/// The secret in `path`, given with `flag`: its first line, trimmed. Refused when the file
+/// is readable by its group or others, or is not a regular file.
+pub fn read_secret_file(flag: &str, path: &Path) -> Result<String, Failure> {
     let shown = path.display();
-    let fail = |why: String| Failure::Usage(format!("--api-key-file {shown}: {why}"));
+    let fail = |why: String| Failure::Usage(format!("{flag} {shown}: {why}"));
     let file = File::open(path).map_err(|e| fail(format!("cannot open it: {e}")))?;
     let metadata = file
         .metadata()

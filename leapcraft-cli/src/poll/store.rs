@@ -136,6 +136,15 @@ impl ReadingEntry {
     }
 }
 
+impl ReadingEntry {
+    /// Whether the reading is fresh at `now`: recorded no more than `stale_after` before, by
+    /// its own time. Only fresh readings are passed on.
+    pub fn is_fresh(&self, now: SystemTime, stale_after: Duration) -> bool {
+        now.checked_sub(stale_after)
+            .is_none_or(|oldest| self.recorded_at >= oldest)
+    }
+}
+
 /// How the polls went.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Health {
@@ -229,11 +238,10 @@ impl State {
         now: SystemTime,
         stale_after: Duration,
     ) -> impl Iterator<Item = (&DeviceEntry, &ReadingEntry)> + Clone {
-        let oldest = now.checked_sub(stale_after);
         self.devices.values().filter_map(move |device| {
             let reading = device.reading.as_ref()?;
-            oldest
-                .is_none_or(|oldest| reading.recorded_at >= oldest)
+            reading
+                .is_fresh(now, stale_after)
                 .then_some((device, reading))
         })
     }
@@ -273,10 +281,6 @@ impl Store {
     /// The change feed: the number of polls finished, which changes when a poll ends (its
     /// devices and readings are then in the store). A slow output misses no state: it reads
     /// the store as it is when it looks.
-    #[allow(
-        dead_code,
-        reason = "the MQTT publisher subscribes; the exposition reads at scrape time"
-    )]
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.shared.polls.subscribe()
     }

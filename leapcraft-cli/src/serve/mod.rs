@@ -1,7 +1,8 @@
 //! `leapcraft serve`: a Prometheus exporter. The shared poller ([`crate::poll`]) keeps a
 //! [`Store`] of the account's devices, readings and notifications; the HTTP server ([`http`])
 //! renders `/metrics` ([`exposition`]) and `/healthz` from it alone, so scrapes never spend
-//! the API's quota. SIGTERM or Ctrl-C stop both.
+//! the API's quota. With `--mqtt URL`, the MQTT bridge ([`crate::mqtt`]) publishes the same
+//! store. SIGTERM or Ctrl-C stop them all.
 
 mod exposition;
 mod http;
@@ -14,6 +15,7 @@ use leapcraft_ext::Client;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Failure;
+use crate::mqtt::{BridgeArgs, Broker};
 use crate::poll::{self, PollArgs, Store};
 
 /// Where `leapcraft serve` listens unless told otherwise. The Prometheus wiki's "Default port
@@ -32,10 +34,23 @@ pub struct ServeArgs {
     /// How often and how widely to poll.
     #[command(flatten)]
     pub poll: PollArgs,
+    /// Also publish the readings to this MQTT broker, as `leapcraft mqtt` does:
+    /// mqtt://HOST[:PORT] or mqtts://HOST[:PORT].
+    #[arg(long, value_name = "URL", value_parser = crate::mqtt::broker::broker,
+          help_heading = "MQTT")]
+    pub mqtt: Option<Broker>,
+    /// The MQTT bridge's options, with --mqtt.
+    #[command(flatten)]
+    pub bridge: BridgeArgs,
 }
 
-/// Runs the exporter until SIGTERM or Ctrl-C.
+/// Runs the exporter (and the MQTT bridge, with `--mqtt`) until SIGTERM or Ctrl-C, or until
+/// the broker refuses the bridge for good.
 pub async fn run(client: &Client, args: ServeArgs) -> Result<(), Failure> {
+    let bridge = match args.mqtt {
+        Some(broker) => Some(args.bridge.connection(broker)?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| Failure::Other(format!("cannot listen on {}: {e}", args.listen)))?;
@@ -50,44 +65,32 @@ pub async fn run(client: &Client, args: ServeArgs) -> Result<(), Failure> {
         cancel.clone(),
     ));
     let app = http::router(http::Shared {
-        store,
+        store: store.clone(),
         client: client.clone(),
         last_size: Arc::default(),
     });
     tracing::info!("listening on http://{addr}/metrics");
     let server = http::serve(listener, app, cancel.clone());
-    let stop = async {
-        shutdown_signal().await;
+    let bridge = async {
+        let Some(connection) = bridge else {
+            return Ok(());
+        };
+        let result =
+            crate::mqtt::session::run(store, connection, args.bridge.topics(), cancel.clone())
+                .await;
         cancel.cancel();
+        result
     };
-    tokio::join!(server, stop);
+    let stop = async {
+        tokio::select! {
+            _ = crate::shutdown::requested() => cancel.cancel(),
+            _ = cancel.cancelled() => {}
+        }
+    };
+    let ((), result, ()) = tokio::join!(server, bridge, stop);
     let _ = poller.await;
     tracing::info!("stopped");
-    Ok(())
-}
-
-/// Resolves on SIGTERM (what systemd and container runtimes send) or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
+    result
 }
 
 #[cfg(test)]
