@@ -141,6 +141,8 @@ pub async fn run(
     let mut mirror = Mirror::new(topics.clone(), store.stale_after());
     let mut polls = store.subscribe();
     let (mut connects, mut births) = (0, 0);
+    // Whether the store changed since the last plan.
+    let mut due = false;
     tracing::info!(broker = %broker, "connecting to the broker");
     let result = loop {
         let now = link.borrow_and_update().clone();
@@ -167,11 +169,11 @@ pub async fn run(
         }
         if everything {
             mirror.forget();
+            due = true;
         }
-        // While the link is down a poll is not sent: everything is, once it is up again.
-        let polled = polls.has_changed().unwrap_or(false);
-        polls.mark_unchanged();
-        if now.up && (everything || polled) {
+        // While the link is down nothing is sent: everything is, once it is up again.
+        if now.up && due {
+            due = false;
             let (messages, counts) = {
                 let state = store.read();
                 mirror.plan(&state, SystemTime::now(), store.stale_after())
@@ -195,7 +197,7 @@ pub async fn run(
         tokio::select! {
             _ = cancel.cancelled() => break Ok(()),
             changed = link.changed() => if changed.is_err() { break Err(ended(&link)) },
-            _ = polls.changed() => {}
+            _ = polls.changed() => due = true,
         }
     };
 
@@ -269,10 +271,8 @@ async fn drive(
             Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
             Ok(_) => {}
             Err(e) => {
-                let was_up = link.send_replace(Link {
-                    up: false,
-                    ..link.borrow().clone()
-                });
+                let was_up = link.borrow().up;
+                link.send_modify(|l| l.up = false);
                 if let Some(fatal) = classify(&e, &broker) {
                     tracing::error!("{}", Failure::from(fatal.clone()).message());
                     link.send_modify(|l| l.fatal = Some(fatal));
@@ -281,7 +281,7 @@ async fn drive(
                 failures += 1;
                 let wait = backoff(failures);
                 let reason = crate::sanitize::for_terminal(&e.to_string()).into_owned();
-                if was_up.up {
+                if was_up {
                     tracing::warn!(broker = %broker, "lost the connection to the broker: {reason}; reconnecting in {wait:?}");
                 } else {
                     tracing::warn!(broker = %broker, "cannot connect to the broker: {reason}; retrying in {wait:?}");

@@ -9,6 +9,7 @@ mod exits;
 mod export;
 mod follow;
 mod logs;
+mod mqtt;
 mod real_account;
 mod safety;
 mod serve;

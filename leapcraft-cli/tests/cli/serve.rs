@@ -5,14 +5,16 @@
 //! Waits are for a condition, polled with an overall deadline: never a fixed sleep.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use leapcraft_fake::{FakeServer, FaultKind};
 use serde_json::Value;
+
+use crate::support::{Daemon, daemon_command};
 
 /// How long any one condition may take to hold.
 const DEADLINE: Duration = Duration::from_secs(45);
@@ -27,59 +29,34 @@ async fn fake(devices: usize) -> FakeServer {
         .unwrap()
 }
 
-/// A running `leapcraft serve`; killed when dropped, unless [`stop`](Self::stop)ped.
+/// A running `leapcraft serve`, and where it listens.
 pub(crate) struct Exporter {
-    child: Option<Child>,
+    daemon: Daemon,
     addr: SocketAddr,
     http: reqwest::Client,
-    /// Its stderr, a line at a time, as it comes.
-    logs: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<String>>,
 }
 
 impl Exporter {
     /// Starts `leapcraft serve` on a free loopback port, polling `fake`, with `args`.
     pub(crate) fn start(fake: &FakeServer, args: &[&str]) -> Self {
         let args = [&["serve", "--listen", "127.0.0.1:0"], args].concat();
-        Self::watch(crate::support::spawn_at(
-            fake.base_url(),
-            fake.api_key(),
-            &args,
-        ))
+        Self::watch(daemon_command(fake.base_url(), fake.api_key(), &args))
     }
 
     /// Starts `leapcraft --demo serve` on a free loopback port, with `args`.
     #[cfg(feature = "demo")]
     fn demo(args: &[&str]) -> Self {
-        Self::watch(
-            Command::new(assert_cmd::cargo::cargo_bin!("leapcraft"))
-                .env_remove("LEAPCRAFT_API_KEY")
-                .env_remove("LEAPCRAFT_BASE_URL")
-                .args(["--demo", "serve", "--listen", "127.0.0.1:0"])
-                .args(args)
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap(),
-        )
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("leapcraft"));
+        cmd.env_remove("LEAPCRAFT_API_KEY")
+            .env_remove("LEAPCRAFT_BASE_URL")
+            .args(["--demo", "serve", "--listen", "127.0.0.1:0"])
+            .args(args);
+        Self::watch(cmd)
     }
 
-    /// Follows a started exporter's stderr until it says where it listens.
-    fn watch(mut child: Child) -> Self {
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
-        let (listening, listen_line) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("[serve] {line}");
-                if line.contains("listening on http://") {
-                    let _ = listening.send(line.clone());
-                }
-                let _ = tx.send(line);
-            }
-        });
-        let line = listen_line
-            .recv_timeout(DEADLINE)
-            .expect("leapcraft serve says where it listens");
+    /// Starts the exporter and follows its log until it says where it listens.
+    fn watch(cmd: Command) -> Self {
+        let (daemon, line) = Daemon::start("serve", cmd, "listening on http://");
         let addr = line
             .split_once("listening on http://")
             .and_then(|(_, rest)| rest.split_once("/metrics"))
@@ -88,27 +65,15 @@ impl Exporter {
             .parse()
             .unwrap();
         Self {
-            child: Some(child),
+            daemon,
             addr,
             http: reqwest::Client::new(),
-            logs: tokio::sync::Mutex::new(lines),
         }
     }
 
     /// Reads the exporter's log until a line holds `text`, and returns that line.
     async fn wait_log(&self, text: &str) -> String {
-        let mut logs = self.logs.lock().await;
-        let wait = async {
-            while let Some(line) = logs.recv().await {
-                if line.contains(text) {
-                    return line;
-                }
-            }
-            panic!("leapcraft serve ended without logging {text:?}");
-        };
-        tokio::time::timeout(DEADLINE, wait)
-            .await
-            .unwrap_or_else(|_| panic!("no log line with {text:?} within {DEADLINE:?}"))
+        self.daemon.wait_log(text).await
     }
 
     /// `GET path`: the status and the body.
@@ -159,23 +124,12 @@ impl Exporter {
     }
 
     fn is_running(&mut self) -> bool {
-        self.child.as_mut().unwrap().try_wait().unwrap().is_none()
+        self.daemon.is_running()
     }
 
-    /// SIGTERM, as systemd sends, and what the process left.
-    fn stop(mut self) -> Output {
-        let child = self.child.take().unwrap();
-        crate::support::terminate(&child);
-        child.wait_with_output().unwrap()
-    }
-}
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+    /// SIGTERM, as systemd sends, and how the process exited.
+    fn stop(self) -> ExitStatus {
+        self.daemon.stop()
     }
 }
 
@@ -301,8 +255,8 @@ async fn serves_every_device_from_memory_and_stops_on_sigterm() {
         None => eprintln!("SKIPPED promtool check metrics: promtool is not on PATH"),
     }
 
-    let out = exporter.stop();
-    assert!(out.status.success(), "SIGTERM ends it cleanly: {out:?}");
+    let status = exporter.stop();
+    assert!(status.success(), "SIGTERM ends it cleanly: {status:?}");
 }
 
 #[cfg(feature = "demo")]
@@ -325,8 +279,8 @@ async fn the_demo_shows_current_readings_with_no_account() {
         .count();
     assert!(devices > 0);
     assert_eq!(read, devices, "{scrape}");
-    let out = exporter.stop();
-    assert!(out.status.success(), "{out:?}");
+    let status = exporter.stop();
+    assert!(status.success(), "{status:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -396,8 +350,8 @@ async fn outages_and_expired_tokens_leave_it_up_truthful_and_catching_up() {
     );
     assert_eq!(value(&back, "leapcraft_poll_failed_devices"), Some(0.0));
 
-    let out = exporter.stop();
-    assert!(out.status.success(), "{out:?}");
+    let status = exporter.stop();
+    assert!(status.success(), "{status:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -527,8 +481,8 @@ async fn a_real_prometheus_gets_every_device() {
         seen.insert(id, ppm);
     }
     assert_eq!(seen, expected);
-    let out = exporter.stop();
-    assert!(out.status.success(), "{out:?}");
+    let status = exporter.stop();
+    assert!(status.success(), "{status:?}");
 }
 
 /// Idle clients cannot use up the exporter's connections: past its cap new ones are closed,

@@ -347,3 +347,132 @@ pub async fn next_event<T>(events: &mut tokio::sync::mpsc::UnboundedReceiver<T>)
         .expect("the event comes within a minute")
         .expect("the server is still there")
 }
+
+/// How long a daemon may take to log what a test waits for.
+const DAEMON_DEADLINE: Duration = Duration::from_secs(45);
+
+/// A long-running `leapcraft` (`serve`, `mqtt`) as a child process, its stderr followed a
+/// line at a time as it comes (and echoed, tagged, for the test's output). Killed when
+/// dropped, unless [`stop`](Self::stop)ped.
+pub struct Daemon {
+    child: Option<Child>,
+    logs: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<String>>,
+}
+
+impl Daemon {
+    /// Starts `cmd` (its stderr piped here) and waits until a line of its log holds `ready`:
+    /// returns the daemon and that line.
+    pub fn start(tag: &'static str, mut cmd: std::process::Command, ready: &str) -> (Self, String) {
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let ready = ready.to_owned();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                eprintln!("[{tag}] {line}");
+                if line.contains(&ready) {
+                    let _ = ready_tx.send(line.clone());
+                }
+                let _ = tx.send(line);
+            }
+        });
+        let line = ready_rx
+            .recv_timeout(DAEMON_DEADLINE)
+            .unwrap_or_else(|_| panic!("leapcraft {tag} did not log that it is ready"));
+        let daemon = Self {
+            child: Some(child),
+            logs: tokio::sync::Mutex::new(lines),
+        };
+        (daemon, line)
+    }
+
+    /// Reads the log until a line holds `text`, and returns that line.
+    pub async fn wait_log(&self, text: &str) -> String {
+        let mut logs = self.logs.lock().await;
+        let wait = async {
+            while let Some(line) = logs.recv().await {
+                if line.contains(text) {
+                    return line;
+                }
+            }
+            panic!("the daemon ended without logging {text:?}");
+        };
+        tokio::time::timeout(DAEMON_DEADLINE, wait)
+            .await
+            .unwrap_or_else(|_| panic!("no log line with {text:?} within {DAEMON_DEADLINE:?}"))
+    }
+
+    /// Whether it still runs.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().unwrap().try_wait().unwrap().is_none()
+    }
+
+    /// SIGTERM, as systemd sends, and what the process left (its exit status; its stderr
+    /// was read by [`wait_log`](Self::wait_log)'s reader, not here).
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        terminate(&child);
+        wait_with_deadline(&mut child)
+    }
+
+    /// SIGKILL: no goodbye.
+    pub fn kill(mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        wait_with_deadline(&mut child);
+    }
+
+    /// The lines logged so far that no [`wait_log`](Self::wait_log) read.
+    pub async fn unread_logs(&self) -> Vec<String> {
+        let mut logs = self.logs.lock().await;
+        let mut lines = Vec::new();
+        while let Ok(line) = logs.try_recv() {
+            lines.push(line);
+        }
+        lines
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Waits for `child` to exit, at most [`DAEMON_DEADLINE`] (then kills it and fails).
+fn wait_with_deadline(child: &mut Child) -> std::process::ExitStatus {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > DAEMON_DEADLINE {
+            let _ = child.kill();
+            panic!("the daemon did not exit within {DAEMON_DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The binary as a daemon's command, pointed at `base_url` with `key`, running `args`.
+pub fn daemon_command(base_url: &str, key: &str, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("leapcraft"));
+    cmd.env_remove("LEAPCRAFT_API_KEY")
+        .env_remove("LEAPCRAFT_BASE_URL")
+        .env_remove("COLUMNS")
+        .args(["--base-url", base_url, "--api-key", key])
+        .args(args);
+    cmd
+}
