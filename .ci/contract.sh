@@ -63,6 +63,7 @@ notifications --device @DEVICE --all
 =130 ~3 notifications --follow --device @DEVICE --interval 1 --format json
 ~4 serve --listen 127.0.0.1:0 --interval 1s --devices-every 2s
 ~3 serve --listen 127.0.0.1:0 --concurrency 2
+~3 mqtt --broker mqtt://127.0.0.1:9 --interval 1s
 export --averages daily --from 2026-03-01 --to 2026-03-08 --out @OUT/export.csv
 export --averages weekly --from 2026-03-01 --to 2026-03-29 --device @DEVICE --concurrency 2 --out @OUT/export.jsonl
 things

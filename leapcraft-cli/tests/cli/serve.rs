@@ -405,6 +405,10 @@ async fn an_api_that_slows_it_down_is_logged_with_the_rate_learned() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_prometheus_gets_every_device() {
     let Some(prometheus) = on_path("prometheus") else {
+        assert!(
+            std::env::var_os("LEAPCRAFT_TEST_REQUIRE_REAL").is_none(),
+            "the `prometheus` binary is not on PATH (Debian: apt-get install prometheus)"
+        );
         eprintln!(
             "SKIPPED a_real_prometheus_gets_every_device: the `prometheus` binary is not on \
              PATH (Debian: apt-get install prometheus)"
