@@ -207,9 +207,9 @@ pub enum ApiCommand {
     /// Export averages of many devices to a CSV or JSON Lines file (re-run to resume).
     Export(ExportArgs),
     /// Export the readings to Prometheus: poll in the background, serve `/metrics`.
-    Serve(crate::serve::ServeArgs),
+    Serve(Box<crate::serve::ServeArgs>),
     /// Publish the readings to an MQTT broker, with Home Assistant discovery.
-    Mqtt(crate::mqtt::MqttArgs),
+    Mqtt(Box<crate::mqtt::MqttArgs>),
 }
 
 #[cfg(test)]

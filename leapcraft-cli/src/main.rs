@@ -95,8 +95,8 @@ async fn dispatch(client: &Client, command: ApiCommand, out: &Output) -> Result<
         ApiCommand::Notifications(args) => notifications::run(client, args, out).await,
         ApiCommand::Things(args) => things::list(client, args, out).await,
         ApiCommand::Export(args) => export::run(client, args, out).await,
-        ApiCommand::Serve(args) => serve::run(client, args).await,
-        ApiCommand::Mqtt(args) => mqtt::run(client, args).await,
+        ApiCommand::Serve(args) => serve::run(client, *args).await,
+        ApiCommand::Mqtt(args) => mqtt::run(client, *args).await,
     }
 }
 
