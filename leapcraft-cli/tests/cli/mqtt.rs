@@ -765,3 +765,40 @@ async fn tls_to_a_broker_with_a_private_ca() {
     daemon.wait_log("published discovery and state").await;
     assert!(daemon.stop().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_mqtt_feeds_prometheus_and_the_broker_from_one_poll() {
+    if !broker_available("serve_with_mqtt_feeds_prometheus_and_the_broker_from_one_poll") {
+        return;
+    }
+    let broker = Mosquitto::start("allow_anonymous true");
+    let fake = fake(5).await;
+    let expected = expected(&fake);
+    let mut watcher = Watcher::connect(broker.port, None).await;
+    let url = broker.url();
+    let exporter = crate::serve::Exporter::start(&fake, &["--interval", "1h", "--mqtt", &url]);
+    watcher
+        .until("every device on the broker", |t| {
+            holds_everything(t, &expected)
+        })
+        .await;
+    let metrics = exporter.metrics().await;
+    for id in expected.keys() {
+        assert!(
+            metrics.contains(&format!("leapcraft_co2_ppm{{physical_id=\"{id}\"}}"))
+                || !expected[id].contains_key("co2"),
+            "{id} on /metrics"
+        );
+    }
+    assert_eq!(
+        fake.counters().requests.get_telemetry,
+        expected.len() as u64,
+        "one poll for both outputs"
+    );
+    assert!(exporter.stop().success());
+    watcher
+        .until("offline on SIGTERM", |t| {
+            t.get("leapcraft/bridge/availability").map(String::as_str) == Some("offline")
+        })
+        .await;
+}

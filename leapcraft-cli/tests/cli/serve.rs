@@ -128,7 +128,7 @@ impl Exporter {
     }
 
     /// SIGTERM, as systemd sends, and how the process exited.
-    fn stop(self) -> ExitStatus {
+    pub(crate) fn stop(self) -> ExitStatus {
         self.daemon.stop()
     }
 }
