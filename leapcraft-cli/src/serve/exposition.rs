@@ -13,14 +13,14 @@ use crate::poll::store::{DeviceEntry, PollReport, ReadingEntry, State, Store};
 
 /// The exposition formats `/metrics` speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub enum ExpositionFormat {
     /// The Prometheus text format, version 0.0.4: the default.
     Prometheus,
     /// OpenMetrics 1.0, when the scraper asks for it.
     OpenMetrics,
 }
 
-impl Format {
+impl ExpositionFormat {
     /// The format a request's `Accept` header asks for: OpenMetrics when it lists
     /// `application/openmetrics-text` (with a non-zero quality), else the Prometheus text.
     pub fn from_accept(accept: Option<&str>) -> Self {
@@ -96,7 +96,7 @@ pub fn render(
     store: &Store,
     stats: ClientStats,
     stale_after: Duration,
-    format: Format,
+    format: ExpositionFormat,
     now: SystemTime,
     capacity: usize,
 ) -> String {
@@ -110,10 +110,12 @@ pub fn render(
     let mut out = String::with_capacity(capacity);
     // Writing to a String cannot fail.
     let _ = match format {
-        Format::Prometheus => {
+        ExpositionFormat::Prometheus => {
             prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)
         }
-        Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, &registry),
+        ExpositionFormat::OpenMetrics => {
+            prometheus_client::encoding::text::encode(&mut out, &registry)
+        }
     };
     out
 }
@@ -415,7 +417,7 @@ mod tests {
         stats
     }
 
-    fn render_at(format: Format) -> String {
+    fn render_at(format: ExpositionFormat) -> String {
         render(
             &store(),
             stats(),
@@ -435,7 +437,7 @@ mod tests {
 
     #[test]
     fn readings_are_gauges_named_with_their_units() {
-        let text = render_at(Format::Prometheus);
+        let text = render_at(ExpositionFormat::Prometheus);
         for (series, expected) in [
             (r#"leapcraft_co2_ppm{physical_id="A"}"#, 612.0),
             (r#"leapcraft_temperature_celsius{physical_id="B"}"#, 21.5),
@@ -477,7 +479,7 @@ mod tests {
 
     #[test]
     fn stale_readings_disappear_and_only_they() {
-        let text = render_at(Format::Prometheus);
+        let text = render_at(ExpositionFormat::Prometheus);
         let series = |id: &str| {
             text.lines()
                 .filter(|l| !l.starts_with('#') && l.contains(&format!(r#"physical_id="{id}""#)))
@@ -492,7 +494,7 @@ mod tests {
             &store(),
             stats(),
             Duration::from_secs(3600),
-            Format::Prometheus,
+            ExpositionFormat::Prometheus,
             at("2026-12-02T12:00:00Z"),
             0,
         );
@@ -503,28 +505,34 @@ mod tests {
 
     #[test]
     fn label_values_from_the_api_are_escaped() {
-        let text = render_at(Format::Prometheus);
+        let text = render_at(ExpositionFormat::Prometheus);
         assert!(text.contains(r#"name="Room \"1\"�north\\""#), "{text}");
     }
 
     #[test]
     fn openmetrics_when_asked() {
-        let text = render_at(Format::OpenMetrics);
+        let text = render_at(ExpositionFormat::OpenMetrics);
         assert!(text.ends_with("# EOF\n"));
         assert!(text.contains("# UNIT leapcraft_co2_ppm ppm"));
         assert!(text.contains("# TYPE leapcraft_device info"));
         assert!(text.contains("# TYPE leapcraft_api_requests counter"));
         let prometheus_accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
         assert_eq!(
-            Format::from_accept(Some(prometheus_accept)),
-            Format::OpenMetrics
+            ExpositionFormat::from_accept(Some(prometheus_accept)),
+            ExpositionFormat::OpenMetrics
         );
-        assert_eq!(Format::from_accept(Some("text/plain")), Format::Prometheus);
         assert_eq!(
-            Format::from_accept(Some("application/openmetrics-text; q=0")),
-            Format::Prometheus
+            ExpositionFormat::from_accept(Some("text/plain")),
+            ExpositionFormat::Prometheus
         );
-        assert_eq!(Format::from_accept(None), Format::Prometheus);
+        assert_eq!(
+            ExpositionFormat::from_accept(Some("application/openmetrics-text; q=0")),
+            ExpositionFormat::Prometheus
+        );
+        assert_eq!(
+            ExpositionFormat::from_accept(None),
+            ExpositionFormat::Prometheus
+        );
     }
 
     #[test]
@@ -534,7 +542,7 @@ mod tests {
             &store,
             ClientStats::default(),
             Duration::from_secs(60),
-            Format::Prometheus,
+            ExpositionFormat::Prometheus,
             at(NOW),
             0,
         );
@@ -575,7 +583,7 @@ mod render_time {
             .unwrap();
             store.set_reading(&d.physical_id, &r);
         }
-        for format in [Format::Prometheus, Format::OpenMetrics] {
+        for format in [ExpositionFormat::Prometheus, ExpositionFormat::OpenMetrics] {
             let mut times = Vec::new();
             let mut len = 0;
             for _ in 0..15 {

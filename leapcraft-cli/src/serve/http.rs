@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use leapcraft_ext::Client;
 
-use super::exposition::{self, Format};
+use super::exposition::{self, ExpositionFormat};
 use crate::poll::Store;
 
 /// The most connections open at once: well under systemd's default of 1,024 file
@@ -102,7 +102,8 @@ async fn index() -> &'static str {
 }
 
 async fn metrics(State(shared): State<Shared>, headers: HeaderMap) -> Response {
-    let format = Format::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    let format =
+        ExpositionFormat::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let stats = shared.client.stats();
     // Rendering 10,000 devices takes milliseconds of CPU: off the async workers.
     let rendered = tokio::task::spawn_blocking(move || {
