@@ -802,3 +802,91 @@ async fn serve_with_mqtt_feeds_prometheus_and_the_broker_from_one_poll() {
         })
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_and_keys_from_a_hostile_api_make_safe_distinct_topics() {
+    if !broker_available("ids_and_keys_from_a_hostile_api_make_safe_distinct_topics") {
+        return;
+    }
+    use crate::support::{Scripted, device_page, reply};
+    let ids: Vec<String> = ["a/b", "a+b", "#", "$SYS/x", "x\ny", "x\ry", "é", "a-2fb"]
+        .map(str::to_owned)
+        .to_vec();
+    let recorded = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let listed = ids.clone();
+    let server = Scripted::start(move |req| {
+        let (listed, recorded) = (listed.clone(), recorded.clone());
+        async move {
+            if req.path == "/v1/devices" {
+                return device_page(&listed, &req);
+            }
+            if req.path.starts_with("/v1/telemetry/") {
+                return reply(
+                    200,
+                    serde_json::json!({"timestamp": recorded, "data": {
+                        "co2": 600, "a/b": 1, "x}}{{ 7 }}": 2, "+": 3, "'": 4
+                    }}),
+                );
+            }
+            reply(200, serde_json::json!([]))
+        }
+    })
+    .await;
+    let broker = Mosquitto::start("allow_anonymous true");
+    let mut watcher = Watcher::connect(broker.port, None).await;
+    let mut cmd = daemon_command(
+        server.base_url(),
+        crate::support::KEY,
+        &["mqtt", "--broker", &broker.url(), "--interval", "1h"],
+    );
+    cmd.env_remove("LEAPCRAFT_MQTT_BROKER");
+    let (_daemon, _) = Daemon::start("mqtt", cmd, "connecting to the broker");
+    let states = |t: &BTreeMap<String, String>| {
+        t.keys()
+            .filter(|k| k.starts_with("leapcraft/") && k.ends_with("/state"))
+            .count()
+    };
+    let sensors = 5 * ids.len();
+    watcher
+        .until("every device's state and sensors", |t| {
+            states(t) == ids.len()
+                && t.keys().filter(|k| k.starts_with("homeassistant/")).count() == sensors
+        })
+        .await;
+    let jinja = minijinja::Environment::new();
+    for (topic, payload) in &watcher.topics {
+        let levels: Vec<&str> = topic.split('/').collect();
+        assert!(
+            levels.iter().all(|l| !l.is_empty()
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')),
+            "{topic:?}"
+        );
+        if levels[0] != "homeassistant" {
+            continue;
+        }
+        let config: Value = serde_json::from_str(payload).unwrap();
+        assert!(
+            !config["device"]["name"]
+                .as_str()
+                .unwrap()
+                .chars()
+                .any(char::is_control)
+        );
+        let state: Value =
+            serde_json::from_str(&watcher.topics[config["state_topic"].as_str().unwrap()]).unwrap();
+        let rendered = jinja
+            .render_str(
+                config["value_template"].as_str().unwrap(),
+                minijinja::context! { value_json => state },
+            )
+            .unwrap();
+        let value: Option<f64> = rendered.parse().ok();
+        assert!(
+            [600.0, 1.0, 2.0, 3.0, 4.0]
+                .iter()
+                .any(|v| Some(*v) == value),
+            "{topic}: {rendered:?}"
+        );
+    }
+}
