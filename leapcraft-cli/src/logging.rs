@@ -1,8 +1,9 @@
 //! The log subscriber: what the SDK and the commands say through `tracing`, on stderr, one
 //! line an event with its time, as text or JSON.
 //!
-//! How much: one-shot commands (`devices`, `latest`, `export`...) log errors only, so that
-//! their output and their final report stand alone; long-running ones (`serve`,
+//! How much: one-shot commands (`devices`, `latest`, `export`...) log warnings only (a record
+//! skipped or repaired, the API refusing calls, the retry budget spent: what the user must
+//! know while their output stays their own); long-running ones (`serve`, `mqtt`,
 //! `notifications --follow`) log at info what an operator follows. `-v`, `-vv`, `-vvv` raise
 //! the leapcraft crates to info, debug (one line per request: operation, method, path,
 //! status, attempt, time taken) and trace; `-q` keeps errors only; `RUST_LOG` overrides both.
@@ -37,7 +38,8 @@ fn filter(args: &LogArgs, runs_until_stopped: bool) -> Result<EnvFilter, Failure
 /// The directives of `-v`/`-q` and the command's default.
 fn directives(args: &LogArgs, runs_until_stopped: bool) -> String {
     let level = match (args.quiet, args.verbose, runs_until_stopped) {
-        (true, _, _) | (false, 0, false) => return "error".to_owned(),
+        (true, _, _) => return "error".to_owned(),
+        (false, 0, false) => "warn",
         (false, 0, true) | (false, 1, _) => "info",
         (false, 2, _) => "debug",
         (false, _, _) => "trace",
@@ -103,8 +105,12 @@ mod tests {
 
     #[test]
     fn one_shot_commands_are_quiet_unless_asked() {
-        assert_eq!(directives(&args(0, false), false), "error");
+        assert_eq!(
+            directives(&args(0, false), false),
+            "warn,leapcraft=warn,leapcraft_fake=warn"
+        );
         assert_eq!(directives(&args(0, true), true), "error");
+        assert_eq!(directives(&args(0, true), false), "error");
         assert!(directives(&args(0, false), true).contains("leapcraft=info"));
         assert!(directives(&args(1, false), false).contains("leapcraft=info"));
         assert!(directives(&args(2, false), false).contains("leapcraft=debug"));

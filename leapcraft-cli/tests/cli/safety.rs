@@ -287,3 +287,39 @@ async fn ctrl_c_while_charting_leaves_the_existing_file() {
     );
     assert!(others_in(dir.path(), &chart).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_bad_record_hides_no_other_and_is_reported_by_default() {
+    use leapcraft_fake::{Corruption, FakeServer};
+    let fake = FakeServer::builder()
+        .devices(6)
+        .corrupt_device(1, Corruption::InvalidUtf8)
+        .corrupt_device(3, Corruption::LoneSurrogate)
+        .corrupt_device(4, Corruption::Unreadable)
+        .start()
+        .await
+        .unwrap();
+    let out = leapcraft(&fake)
+        .args(["--format", "json", "devices", "--all"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let devices: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let listed = ids(&devices, "physical_id");
+    let data = fake.dataset();
+    let expected: Vec<String> = [0, 1, 2, 3, 5].map(|i| data.physical_id(i)).to_vec();
+    assert_eq!(
+        listed, expected,
+        "every readable device, the unreadable one skipped"
+    );
+    for i in [1, 3] {
+        let name = devices[i]["name"].as_str().unwrap();
+        assert!(name.contains('\u{fffd}'), "device {i}: {name:?}");
+    }
+    // Without -v: the warnings say what was repaired and what was skipped.
+    assert!(stderr.contains("cannot be read; skipped"), "{stderr}");
+    assert!(stderr.contains("U+FFFD"), "{stderr}");
+    assert!(stderr.contains("WARN"), "{stderr}");
+}
