@@ -46,6 +46,18 @@ enum Kind {
     },
 }
 
+/// The most averages a range can hold: one per period it overlaps (a month is at least 28
+/// days), two more for the partial periods at its ends. The answer's body is bounded by it.
+fn periods(resolution: Resolution, from: &Timestamp, to: &Timestamp) -> u64 {
+    let days = (to.as_datetime() - from.as_datetime()).num_days().max(0) as u64 + 1;
+    let period_days = match resolution {
+        Resolution::Daily => 1,
+        Resolution::Weekly => 7,
+        Resolution::Monthly => 28,
+    };
+    days.div_ceil(period_days) + 2
+}
+
 impl TelemetryQuery {
     /// The latest raw data point the sensor recorded.
     pub fn latest() -> Self {
@@ -177,10 +189,14 @@ impl Client {
         const OP: &str = "get_telemetry";
         let id = physical_id.into();
         let checked = id.checked(OP)?;
-        // The latest reading is a few readings at most; a range may be long.
+        // The latest reading is a few readings at most; a range holds one a period.
         let items = match &query.0 {
             Kind::Latest => LATEST_READINGS,
-            Kind::Averages { .. } => u64::MAX,
+            Kind::Averages {
+                resolution,
+                from,
+                to,
+            } => periods(*resolution, from, to),
         };
         let response = self
             .call_for_items(OP, items, async |api| {
@@ -223,5 +239,28 @@ impl Client {
                     body: "[]".to_owned(),
                 }))
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_range_of_averages_is_bounded_by_its_periods() {
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        for (resolution, from, to, most) in [
+            (Resolution::Daily, "2026-03-01", "2026-03-08", 10),
+            (Resolution::Daily, "2026-03-01", "2026-03-01", 3),
+            (Resolution::Weekly, "2026-03-01", "2026-03-29", 7),
+            (Resolution::Monthly, "2025-01-01", "2026-01-01", 16),
+            (Resolution::Daily, "2026-03-08", "2026-03-01", 3),
+        ] {
+            assert_eq!(
+                periods(resolution, &at(from), &at(to)),
+                most,
+                "{resolution} {from} {to}"
+            );
+        }
     }
 }
