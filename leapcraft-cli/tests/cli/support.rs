@@ -18,13 +18,31 @@ use futures::future::BoxFuture;
 use leapcraft_fake::FakeServer;
 use serde_json::Value;
 
+/// What the environment of the binary in a test never holds: the user's own settings.
+const CLEARED: [&str; 3] = ["LEAPCRAFT_API_KEY", "LEAPCRAFT_BASE_URL", "COLUMNS"];
+
 /// The binary, with no key nor base URL in its environment.
 pub fn bare() -> Command {
     let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("leapcraft"));
-    cmd.env_remove("LEAPCRAFT_API_KEY")
-        .env_remove("LEAPCRAFT_BASE_URL")
-        .env_remove("COLUMNS")
-        .timeout(Duration::from_secs(120));
+    for name in CLEARED {
+        cmd.env_remove(name);
+    }
+    cmd.timeout(Duration::from_secs(120));
+    cmd
+}
+
+/// The binary pointed at `fake`, run by `sh` after the shell commands `prelude` (such as
+/// `ulimit -f 8`), with the environment of [`bare`].
+pub fn leapcraft_after(prelude: &str, fake: &FakeServer) -> Command {
+    let mut cmd = Command::new("sh");
+    for name in CLEARED {
+        cmd.env_remove(name);
+    }
+    cmd.timeout(Duration::from_secs(120))
+        .arg("-c")
+        .arg(format!("{prelude}; exec \"$0\" \"$@\""))
+        .arg(assert_cmd::cargo::cargo_bin!("leapcraft"))
+        .args(["--base-url", fake.base_url(), "--api-key", fake.api_key()]);
     cmd
 }
 
@@ -43,11 +61,11 @@ pub fn leapcraft(fake: &FakeServer) -> Command {
 /// The binary as a child process pointed at `base_url` (for tests that interrupt it), its
 /// stdout and stderr piped.
 pub fn spawn_at(base_url: &str, key: &str, args: &[&str]) -> Child {
-    std::process::Command::new(assert_cmd::cargo::cargo_bin!("leapcraft"))
-        .env_remove("LEAPCRAFT_API_KEY")
-        .env_remove("LEAPCRAFT_BASE_URL")
-        .env_remove("COLUMNS")
-        .args(["--base-url", base_url, "--api-key", key])
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("leapcraft"));
+    for name in CLEARED {
+        cmd.env_remove(name);
+    }
+    cmd.args(["--base-url", base_url, "--api-key", key])
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
