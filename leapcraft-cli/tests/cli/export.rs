@@ -166,8 +166,10 @@ async fn a_file_cut_anywhere_is_completed_by_running_again() {
             std::fs::write(&cut_file, &whole[..cut]).unwrap();
             // With the record of its query, as the run that was cut left it.
             std::fs::copy(
-                dir.path().join(format!("reference.{extension}.leapcraft-export")),
-                dir.path().join(format!("cut-{cut}.{extension}.leapcraft-export")),
+                dir.path()
+                    .join(format!("reference.{extension}.leapcraft-export")),
+                dir.path()
+                    .join(format!("cut-{cut}.{extension}.leapcraft-export")),
             )
             .unwrap();
             fake.reset_counters();
@@ -214,7 +216,8 @@ async fn scripted_devices(n: usize, fail: fn(&str, usize) -> bool, hold: Option<
     let attempts: Arc<std::sync::Mutex<HashMap<String, usize>>> = Arc::default();
     let held = Arc::new(AtomicBool::new(false));
     Scripted::start(move |req| {
-        let (ids, attempts, held, hold) = (ids.clone(), attempts.clone(), held.clone(), hold.clone());
+        let (ids, attempts, held, hold) =
+            (ids.clone(), attempts.clone(), held.clone(), hold.clone());
         async move {
             if req.path == "/v1/devices" {
                 return device_page(&ids, &req);
@@ -496,15 +499,16 @@ async fn a_file_made_by_another_query_is_refused_and_overwrite_starts_afresh() {
     assert!(
         stderr.contains("another query")
             && stderr.contains("--averages daily there, weekly here")
-            && stderr.contains(
-                "--from 2026-03-01T00:00:00.000Z there, 2025-01-01T00:00:00.000Z here"
-            )
+            && stderr
+                .contains("--from 2026-03-01T00:00:00.000Z there, 2025-01-01T00:00:00.000Z here")
             && stderr.contains("--overwrite"),
         "{stderr}"
     );
     assert!(!stderr.contains("--to "), "the same end: {stderr}");
     let stderr = stderr_of(
-        leapcraft(&fake).args(export_args(&out)).args(["--device", "x"]),
+        leapcraft(&fake)
+            .args(export_args(&out))
+            .args(["--device", "x"]),
         2,
     );
     assert!(

@@ -9,6 +9,7 @@ mod exits;
 mod export;
 mod follow;
 mod logs;
+mod profiles;
 mod real_account;
 mod safety;
 mod serve;

@@ -51,9 +51,7 @@ impl Exporter {
     #[cfg(feature = "demo")]
     fn demo(args: &[&str]) -> Self {
         Self::watch(
-            Command::new(assert_cmd::cargo::cargo_bin!("leapcraft"))
-                .env_remove("LEAPCRAFT_API_KEY")
-                .env_remove("LEAPCRAFT_BASE_URL")
+            crate::support::isolated(assert_cmd::cargo::cargo_bin!("leapcraft"))
                 .args(["--demo", "serve", "--listen", "127.0.0.1:0"])
                 .args(args)
                 .stdout(Stdio::null())

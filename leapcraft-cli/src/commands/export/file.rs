@@ -92,8 +92,8 @@ impl ExportFile {
         overwrite: bool,
     ) -> Result<Self, Failure> {
         let fail = |why: String| Failure::Other(format!("{}: {why}", path.display()));
-        let (file, created) = open_or_create(path)
-            .map_err(|e| fail(format!("cannot open it for writing: {e}")))?;
+        let (file, created) =
+            open_or_create(path).map_err(|e| fail(format!("cannot open it for writing: {e}")))?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {

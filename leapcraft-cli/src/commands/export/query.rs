@@ -127,11 +127,7 @@ impl Query {
                 differences.push(format!("{flag} {there} there, {here} here"));
             }
         };
-        compare(
-            "--averages",
-            self.averages.clone(),
-            asked.averages.clone(),
-        );
+        compare("--averages", self.averages.clone(), asked.averages.clone());
         compare("--from", self.from.clone(), asked.from.clone());
         compare("--to", self.to.clone(), asked.to.clone());
         compare(
