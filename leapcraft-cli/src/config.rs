@@ -353,10 +353,16 @@ mod tests {
         }
     }
 
+    /// Flags and environment as `(flag, value)`, a profile's TOML, the settings resolved.
+    type Row = (
+        &'static [(&'static str, &'static str)],
+        Option<&'static str>,
+        &'static str,
+    );
+
     #[test]
     fn a_flag_or_variable_beats_the_profile_which_beats_the_default() {
-        // (flags and environment, profile, the settings resolved)
-        let table: [(&[(&str, &str)], Option<&str>, &str); 12] = [
+        let table: [Row; 12] = [
             (&[], None, "none https? 5 30s None false"),
             (&[], Some(""), "none https? 5 30s None false"),
             (

@@ -1,7 +1,8 @@
 //! `leapcraft`: the command-line tool for the Leapcraft Client API.
 //!
 //! ```text
-//! leapcraft [--base-url URL] [--api-key KEY] [--format table|json|csv] [--demo] <COMMAND>
+//! leapcraft [--profile NAME] [--base-url URL] [--api-key KEY] [--format table|json|csv]
+//!           [--demo] <COMMAND>
 //! ```
 //!
 //! Exit codes: 0 success, 2 usage error, 3 authentication failure (or no key), 4 not found,
