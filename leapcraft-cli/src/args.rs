@@ -2,6 +2,7 @@
 //! that runs it, in [`crate::commands`]).
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use secrecy::SecretString;
 
 use crate::commands::completions::CompletionsArgs;
 use crate::commands::devices::{DeviceArgs, DevicesArgs};
@@ -25,7 +26,17 @@ const GLOBAL: &str = "Global options";
     version,
     about = "Devices, telemetry, topologies, notifications and things of a Leapcraft account.",
     long_about = None,
-    after_help = "The API key comes from --api-key-file, --api-key or LEAPCRAFT_API_KEY; --demo needs none.\n\
+    after_help = "The API key comes from --api-key-file, --api-key or LEAPCRAFT_API_KEY, or a profile; --demo needs none.\n\
+                  Each setting comes from its flag, else its environment variable, else the profile \
+                  (--profile, LEAPCRAFT_PROFILE, else `default`) of the config file, else its default. \
+                  A profile in config.toml ($LEAPCRAFT_CONFIG, or ~/.config/leapcraft/ on Linux):\n  \
+                  [profile.default]\n  \
+                  api-key-file = \"~/.config/leapcraft/key\"   # or api-key = \"...\" (then chmod 600 the file)\n  \
+                  base-url = \"https://...\"\n  \
+                  max-attempts = 5\n  \
+                  max-retry-wait = \"30s\"\n  \
+                  max-rps = 20\n  \
+                  allow-insecure-http = false\n\
                   Exit codes: 0 success, 2 usage error, 3 authentication failure or no key, \
                   4 not found, 130 interrupted, 1 anything else.\n\
                   Server text never reaches the terminal raw: control characters are shown \
@@ -63,10 +74,19 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Where the API is and how to call it.
-#[derive(Debug, Args)]
+/// Where the API is and how to call it. Each setting left unset here (by a flag or the
+/// environment) is taken from the profile, then from its default: see
+/// [`crate::config::resolve`].
+#[derive(Debug, Default, Args)]
 #[command(next_help_heading = GLOBAL)]
 pub struct ConnectionArgs {
+    /// Take the settings that no flag or environment variable gives from this profile of the
+    /// config file (without it: the profile `default`, if the file has one). The file is
+    /// config.toml in the platform's config directory ($XDG_CONFIG_HOME/leapcraft or
+    /// ~/.config/leapcraft on Linux), or the one $LEAPCRAFT_CONFIG names.
+    #[arg(long, global = true, env = "LEAPCRAFT_PROFILE", value_name = "NAME")]
+    pub profile: Option<String>,
+
     /// Base URL of the API.
     #[arg(
         long,
@@ -83,9 +103,10 @@ pub struct ConnectionArgs {
         global = true,
         env = "LEAPCRAFT_API_KEY",
         hide_env_values = true,
-        value_name = "KEY"
+        value_name = "KEY",
+        value_parser = values::secret
     )]
-    pub api_key: Option<String>,
+    pub api_key: Option<SecretString>,
 
     /// Read the API key from this file (its first line) instead: kept out of `ps` and the
     /// shell's history. Refused if others than its owner can read it (chmod 600).
@@ -97,16 +118,16 @@ pub struct ConnectionArgs {
     #[arg(long, global = true)]
     pub demo: bool,
 
-    /// Attempts per API call, the first included (failed calls are retried with backoff).
-    #[arg(long, global = true, default_value_t = 5, value_name = "N",
+    /// Attempts per API call, the first included (failed calls are retried with backoff)
+    /// [default: 5].
+    #[arg(long, global = true, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=100))]
-    pub max_attempts: u32,
+    pub max_attempts: Option<u32>,
 
     /// The longest wait honoured when the server asks to retry later (a number of seconds,
-    /// or such as 500ms, 30s, 2m).
-    #[arg(long, global = true, default_value = "30s", value_name = "DURATION",
-          value_parser = values::duration)]
-    pub max_retry_wait: std::time::Duration,
+    /// or such as 500ms, 30s, 2m) [default: 30s].
+    #[arg(long, global = true, value_name = "DURATION", value_parser = values::duration)]
+    pub max_retry_wait: Option<std::time::Duration>,
 
     /// At most this many requests a second (a fixed limit). Without it the client finds the
     /// API's pace by itself: it slows down when answered `429` and speeds up again after.

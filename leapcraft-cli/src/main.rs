@@ -1,7 +1,8 @@
 //! `leapcraft`: the command-line tool for the Leapcraft Client API.
 //!
 //! ```text
-//! leapcraft [--base-url URL] [--api-key KEY] [--format table|json|csv] [--demo] <COMMAND>
+//! leapcraft [--profile NAME] [--base-url URL] [--api-key KEY] [--format table|json|csv]
+//!           [--demo] <COMMAND>
 //! ```
 //!
 //! Exit codes: 0 success, 2 usage error, 3 authentication failure (or no key), 4 not found,
@@ -15,6 +16,7 @@
 mod args;
 mod chart;
 mod commands;
+mod config;
 mod error;
 mod logging;
 mod mqtt;
@@ -32,11 +34,13 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 use leapcraft_ext::{Client, RetryPolicy};
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::args::{ApiCommand, Cli, Command, ConnectionArgs};
 use crate::commands::{
     completions, devices, export, latest, man, notifications, telemetry, things, topologies,
 };
+use crate::config::Key;
 use crate::error::{Failure, report};
 use crate::output::Output;
 
@@ -109,12 +113,16 @@ struct Api {
 }
 
 impl Api {
-    async fn connect(mut settings: ConnectionArgs) -> Result<Self, Failure> {
-        if let Some(path) = &settings.api_key_file {
-            settings.api_key = Some(secrets::read_key_file(path)?);
-        }
+    async fn connect(given: ConnectionArgs) -> Result<Self, Failure> {
+        let profile = config::choose(given.profile.as_deref())?;
+        let settings = config::resolve(&given, profile.as_ref());
+        let api_key = match settings.key {
+            Some(Key::File { path, named_by }) => Some(secrets::read_key_file(&path, &named_by)?),
+            Some(Key::Given(key)) => Some(key),
+            None => None,
+        };
         #[cfg(feature = "demo")]
-        let (demo, base_url, api_key) = if settings.demo {
+        let (demo, base_url, api_key) = if given.demo {
             // Readings as of now, a new one a minute: current enough for `serve` to show them.
             let fake = leapcraft_fake::FakeServer::builder()
                 .fresh_readings(true)
@@ -123,18 +131,18 @@ impl Api {
                 .await
                 .map_err(|e| Failure::Other(format!("cannot start the demo server: {e}")))?;
             let (url, key) = (fake.base_url().to_owned(), fake.api_key().to_owned());
-            (Some(fake), Some(url), Some(key))
+            (Some(fake), Some(url), Some(SecretString::from(key)))
         } else {
-            (None, settings.base_url, settings.api_key)
+            (None, settings.base_url, api_key)
         };
         #[cfg(not(feature = "demo"))]
-        let (base_url, api_key) = (settings.base_url, settings.api_key);
+        let (base_url, api_key) = (settings.base_url, api_key);
 
         let api_key = api_key
-            .filter(|k| !k.trim().is_empty())
+            .filter(|k| !k.expose_secret().trim().is_empty())
             .ok_or(Failure::NoKey)?;
         let mut builder = Client::builder()
-            .api_key(api_key)
+            .api_key(api_key.expose_secret())
             .app_name(concat!("leapcraft-cli/", env!("CARGO_PKG_VERSION")))
             .allow_insecure_http(settings.allow_insecure_http)
             .retry_policy(

@@ -1,11 +1,13 @@
 //! Parsers of option values that clap cannot check alone, one per concept: a time
 //! ([`timestamp`]), a span of time ([`duration`]), a time between polls ([`interval`]), a
-//! rate ([`positive_rate`]) and a number of requests in flight ([`concurrency`]).
+//! rate ([`positive_rate`]), a number of requests in flight ([`concurrency`]) and a secret
+//! ([`secret`]).
 
 use std::time::Duration;
 
 use chrono::{Days, Utc};
 use leapcraft_ext::Timestamp;
+use secrecy::SecretString;
 
 /// The forms [`timestamp`] accepts, for its error and the options' help.
 pub const TIME_FORMS: &str = "RFC 3339 (2026-03-01T08:00:00Z), a date (2026-03-01, midnight UTC), \
@@ -88,6 +90,11 @@ pub fn concurrency(s: &str) -> Result<usize, String> {
         Ok(n) if (1..=1024).contains(&n) => Ok(n),
         _ => Err(format!("`{s}` is not a number from 1 to 1024")),
     }
+}
+
+/// A secret (an API key): taken as is, and never shown (its `Debug` is redacted).
+pub fn secret(s: &str) -> Result<SecretString, String> {
+    Ok(SecretString::from(s.to_owned()))
 }
 
 #[cfg(test)]

@@ -83,8 +83,11 @@ impl BridgeArgs {
     /// How to reach `broker`: the password read from its file or the environment.
     pub fn connection(&self, broker: Broker) -> Result<broker::Connection, Failure> {
         let password = match &self.password_file {
-            Some(path) => Some(crate::secrets::read_secret_file("--password-file", path)?),
-            None => std::env::var(PASSWORD_ENV).ok().filter(|p| !p.is_empty()),
+            Some(path) => Some(crate::secrets::read_key_file(path, "--password-file")?),
+            None => std::env::var(PASSWORD_ENV)
+                .ok()
+                .filter(|p| !p.is_empty())
+                .map(SecretString::from),
         };
         let client_id = self
             .client_id
@@ -94,7 +97,7 @@ impl BridgeArgs {
             broker,
             client_id,
             username: self.username.clone(),
-            password: password.map(SecretString::from),
+            password,
             ca_file: self.ca_file.clone(),
         })
     }

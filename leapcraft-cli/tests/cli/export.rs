@@ -164,6 +164,14 @@ async fn a_file_cut_anywhere_is_completed_by_running_again() {
         for cut in [5, third_device_starts, third_device_starts + 7] {
             let cut_file = dir.path().join(format!("cut-{cut}.{extension}"));
             std::fs::write(&cut_file, &whole[..cut]).unwrap();
+            // With the record of its query, as the run that was cut left it.
+            std::fs::copy(
+                dir.path()
+                    .join(format!("reference.{extension}.leapcraft-export")),
+                dir.path()
+                    .join(format!("cut-{cut}.{extension}.leapcraft-export")),
+            )
+            .unwrap();
             fake.reset_counters();
             stderr_of(
                 leapcraft(&fake)
@@ -183,23 +191,33 @@ async fn a_file_cut_anywhere_is_completed_by_running_again() {
     }
 }
 
+/// The first request for one device's averages, held: the test hears of it, and it is
+/// answered once `release` is notified (never, unless it is).
+#[derive(Clone)]
+struct Hold {
+    id: &'static str,
+    asked: tokio::sync::mpsc::UnboundedSender<()>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+impl Hold {
+    /// A hold of `id`'s first request, and the events of it being asked.
+    fn of(id: &'static str) -> (Self, tokio::sync::mpsc::UnboundedReceiver<()>) {
+        let (asked, events) = tokio::sync::mpsc::unbounded_channel();
+        let release = Arc::default();
+        (Self { id, asked, release }, events)
+    }
+}
+
 /// `n` devices whose averages are a reading per day; `fail(id, attempt)` says whether a
-/// request fails (500), `stall(id)` whether it never ends the first time.
-async fn scripted_devices(
-    n: usize,
-    fail: fn(&str, usize) -> bool,
-    stall_first: Option<(&'static str, tokio::sync::mpsc::UnboundedSender<()>)>,
-) -> Scripted {
+/// request fails (500), `hold` which request waits.
+async fn scripted_devices(n: usize, fail: fn(&str, usize) -> bool, hold: Option<Hold>) -> Scripted {
     let ids = device_ids(n);
     let attempts: Arc<std::sync::Mutex<HashMap<String, usize>>> = Arc::default();
-    let stalled = Arc::new(AtomicBool::new(false));
+    let held = Arc::new(AtomicBool::new(false));
     Scripted::start(move |req| {
-        let (ids, attempts, stalled, stall_first) = (
-            ids.clone(),
-            attempts.clone(),
-            stalled.clone(),
-            stall_first.clone(),
-        );
+        let (ids, attempts, held, hold) =
+            (ids.clone(), attempts.clone(), held.clone(), hold.clone());
         async move {
             if req.path == "/v1/devices" {
                 return device_page(&ids, &req);
@@ -211,12 +229,12 @@ async fn scripted_devices(
                 *n += 1;
                 *n
             };
-            if let Some((stall_id, asked)) = &stall_first
-                && id == *stall_id
-                && !stalled.swap(true, Ordering::SeqCst)
+            if let Some(hold) = &hold
+                && id == hold.id
+                && !held.swap(true, Ordering::SeqCst)
             {
-                let _ = asked.send(());
-                std::future::pending::<()>().await;
+                let _ = hold.asked.send(());
+                hold.release.notified().await;
             }
             if fail(&id, attempt) {
                 return reply(500, json!({"message": "try again"}));
@@ -235,8 +253,8 @@ async fn scripted_devices(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_leaves_whole_devices_and_the_same_command_completes_the_file() {
-    let (asked, mut events) = tokio::sync::mpsc::unbounded_channel();
-    let server = scripted_devices(5, |_, _| false, Some(("dev-0002", asked))).await;
+    let (hold, mut events) = Hold::of("dev-0002");
+    let server = scripted_devices(5, |_, _| false, Some(hold)).await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("march.csv");
     let args = export_args(&out);
@@ -404,4 +422,193 @@ fn the_file_must_be_csv_or_jsonl_and_an_export() {
         "name,amount\nrent,1200\n",
         "left alone"
     );
+}
+
+/// The export arguments `args` with `--out` and one request at a time, as `&str`s.
+fn one_at_a_time(args: &[String]) -> Vec<&str> {
+    args.iter()
+        .map(String::as_str)
+        .chain(["--concurrency", "1"])
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_export_into_a_file_being_written_fails_at_once() {
+    let (hold, mut events) = Hold::of("dev-0002");
+    let release = hold.release.clone();
+    let server = scripted_devices(5, |_, _| false, Some(hold)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("march.csv");
+    let args = export_args(&out);
+    let args = one_at_a_time(&args);
+
+    let first = spawn_at(server.base_url(), KEY, &args);
+    next_event(&mut events).await;
+    let asked_so_far = server.requests().len();
+    let stderr = stderr_of(server.leapcraft().args(&args), 1);
+    assert!(
+        stderr.contains(&out.display().to_string())
+            && stderr.contains("another export is writing it")
+            && stderr.contains("locked"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert_eq!(
+        server.requests().len(),
+        asked_so_far,
+        "the second export asks nothing"
+    );
+
+    release.notify_one();
+    let output = first.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("5 devices written"), "{stderr}");
+    let expected: Vec<(String, usize)> = device_ids(5).into_iter().map(|id| (id, 6)).collect();
+    assert_eq!(blocks(&out), expected, "each device once, whole");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_made_by_another_query_is_refused_and_overwrite_starts_afresh() {
+    let fake = FakeServer::builder().devices(4).start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("march.csv");
+    stderr_of(leapcraft(&fake).args(export_args(&out)), 0);
+    let daily = std::fs::read(&out).unwrap();
+    let record = dir.path().join("march.csv.leapcraft-export");
+    let recorded: Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    assert_eq!(recorded["averages"], "daily", "{recorded}");
+    assert_eq!(recorded["from"], "2026-03-01T00:00:00.000Z", "{recorded}");
+
+    // The case: another resolution and range into the daily file.
+    let weekly: Vec<String> = [
+        "export",
+        "--averages",
+        "weekly",
+        "--from",
+        "2025-01-01",
+        "--to",
+        "2026-03-08",
+        "--out",
+        out.to_str().unwrap(),
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    fake.reset_counters();
+    let stderr = stderr_of(leapcraft(&fake).args(&weekly), 2);
+    assert!(
+        stderr.contains("another query")
+            && stderr.contains("--averages daily there, weekly here")
+            && stderr
+                .contains("--from 2026-03-01T00:00:00.000Z there, 2025-01-01T00:00:00.000Z here")
+            && stderr.contains("--overwrite"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("--to "), "the same end: {stderr}");
+    let stderr = stderr_of(
+        leapcraft(&fake)
+            .args(export_args(&out))
+            .args(["--device", "x"]),
+        2,
+    );
+    assert!(
+        stderr.contains("--device every device there, x here"),
+        "{stderr}"
+    );
+    let stderr = stderr_of(leapcraft(&fake).arg("--raw-csv").args(export_args(&out)), 2);
+    assert!(stderr.contains("--raw-csv"), "{stderr}");
+    assert_eq!(std::fs::read(&out).unwrap(), daily, "left alone");
+    assert_eq!(fake.counters().requests.get_telemetry, 0, "nothing asked");
+
+    let stderr = stderr_of(leapcraft(&fake).args(&weekly).arg("--overwrite"), 0);
+    assert!(
+        stderr.contains("4 devices written") && stderr.contains("0 already there"),
+        "{stderr}"
+    );
+    assert_eq!(blocks(&out).len(), 4, "each device once");
+    let (_, rows) = parse_csv(&std::fs::read_to_string(&out).unwrap());
+    assert!(
+        rows.iter().any(|r| r[1].starts_with("2025-")),
+        "weekly averages since 2025 only"
+    );
+    let recorded: Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    assert_eq!(recorded["averages"], "weekly", "{recorded}");
+
+    // Its own query completes it; without its record, nothing can.
+    let stderr = stderr_of(leapcraft(&fake).args(&weekly), 0);
+    assert!(stderr.contains("3 already there"), "{stderr}");
+    std::fs::remove_file(&record).unwrap();
+    let stderr = stderr_of(leapcraft(&fake).args(&weekly), 1);
+    assert!(
+        stderr.contains("march.csv.leapcraft-export is missing") && stderr.contains("--overwrite"),
+        "{stderr}"
+    );
+}
+
+/// The byte offsets where each device of the export `path` ends, in file order.
+fn device_ends(path: &Path) -> Vec<usize> {
+    let bytes = std::fs::read(path).unwrap();
+    let mut lines = bytes.split_inclusive(|&b| b == b'\n').map(<[u8]>::len);
+    let mut end = if path.extension().unwrap() == "csv" {
+        lines.next().unwrap()
+    } else {
+        0
+    };
+    blocks(path)
+        .into_iter()
+        .map(|(_, rows)| {
+            end += lines.by_ref().take(rows).sum::<usize>();
+            end
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_error_cuts_the_file_back_to_its_last_whole_device() {
+    let fake = FakeServer::builder().devices(12).start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for extension in ["csv", "jsonl"] {
+        let reference = dir.path().join(format!("reference.{extension}"));
+        let args = export_args(&reference);
+        stderr_of(leapcraft(&fake).args(one_at_a_time(&args)), 0);
+        let whole = std::fs::read(&reference).unwrap();
+        let ends = device_ends(&reference);
+        assert_eq!(ends.last(), Some(&whole.len()));
+
+        // POSIX sh counts `ulimit -f` in blocks of 512 bytes; ignoring SIGXFSZ makes a write
+        // past the limit fail (EFBIG) instead of killing the process.
+        let blocks_allowed = whole.len() / 3 / 512;
+        let limit = blocks_allowed * 512;
+        let fit = ends.iter().filter(|&&end| end <= limit).count();
+        assert!((1..12).contains(&fit), "{fit} devices fit in {limit} bytes");
+
+        let out = dir.path().join(format!("limited.{extension}"));
+        let args = export_args(&out);
+        let prelude = format!("trap '' XFSZ; ulimit -f {blocks_allowed}");
+        let stderr = stderr_of(
+            leapcraft_after(&prelude, &fake).args(one_at_a_time(&args)),
+            1,
+        );
+        assert!(
+            stderr.contains(&format!("holds {fit} whole devices"))
+                && stderr.contains("run the same command again to continue it"),
+            "{stderr}"
+        );
+        assert_eq!(
+            std::fs::read(&out).unwrap(),
+            whole[..ends[fit - 1]],
+            "{extension}: cut back to the end of its last whole device"
+        );
+
+        let stderr = stderr_of(leapcraft(&fake).args(one_at_a_time(&args)), 0);
+        assert!(
+            stderr.contains(&format!("{} already there", fit - 1)),
+            "{stderr}"
+        );
+        assert_eq!(
+            std::fs::read(&out).unwrap(),
+            whole,
+            "{extension}: completed, each device once"
+        );
+    }
 }

@@ -10,6 +10,7 @@ mod export;
 mod follow;
 mod logs;
 mod mqtt;
+mod profiles;
 mod real_account;
 mod safety;
 mod serve;

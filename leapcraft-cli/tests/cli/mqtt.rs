@@ -378,9 +378,6 @@ fn bridge(fake: &FakeServer, broker_url: &str, args: &[&str], envs: &[(&str, &st
         fake.api_key(),
         &[&["mqtt", "--broker", broker_url], args].concat(),
     );
-    cmd.env_remove("LEAPCRAFT_MQTT_BROKER")
-        .env_remove("LEAPCRAFT_MQTT_USERNAME")
-        .env_remove("LEAPCRAFT_MQTT_PASSWORD");
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -706,7 +703,6 @@ fn bridge_command(fake: &FakeServer, broker: &Mosquitto, file: &Path) -> Command
     );
     cmd.arg("--password-file")
         .arg(file)
-        .env_remove("LEAPCRAFT_MQTT_PASSWORD")
         .env("RUST_LOG", "trace");
     cmd
 }
@@ -834,12 +830,11 @@ async fn ids_and_keys_from_a_hostile_api_make_safe_distinct_topics() {
     .await;
     let broker = Mosquitto::start("allow_anonymous true");
     let mut watcher = Watcher::connect(broker.port, None).await;
-    let mut cmd = daemon_command(
+    let cmd = daemon_command(
         server.base_url(),
         crate::support::KEY,
         &["mqtt", "--broker", &broker.url(), "--interval", "1h"],
     );
-    cmd.env_remove("LEAPCRAFT_MQTT_BROKER");
     let (_daemon, _) = Daemon::start("mqtt", cmd, "connecting to the broker");
     let states = |t: &BTreeMap<String, String>| {
         t.keys()

@@ -46,10 +46,8 @@ impl Exporter {
     /// Starts `leapcraft --demo serve` on a free loopback port, with `args`.
     #[cfg(feature = "demo")]
     fn demo(args: &[&str]) -> Self {
-        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("leapcraft"));
-        cmd.env_remove("LEAPCRAFT_API_KEY")
-            .env_remove("LEAPCRAFT_BASE_URL")
-            .args(["--demo", "serve", "--listen", "127.0.0.1:0"])
+        let mut cmd = crate::support::isolated(assert_cmd::cargo::cargo_bin!("leapcraft"));
+        cmd.args(["--demo", "serve", "--listen", "127.0.0.1:0"])
             .args(args);
         Self::watch(cmd)
     }

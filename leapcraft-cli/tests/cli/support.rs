@@ -18,13 +18,48 @@ use futures::future::BoxFuture;
 use leapcraft_fake::FakeServer;
 use serde_json::Value;
 
+/// What the environment of the binary in a test never holds: the user's own settings.
+const CLEARED: [&str; 8] = [
+    "LEAPCRAFT_API_KEY",
+    "LEAPCRAFT_BASE_URL",
+    "LEAPCRAFT_PROFILE",
+    "LEAPCRAFT_CONFIG",
+    "LEAPCRAFT_MQTT_BROKER",
+    "LEAPCRAFT_MQTT_USERNAME",
+    "LEAPCRAFT_MQTT_PASSWORD",
+    "COLUMNS",
+];
+
+/// `program` with none of the user's settings in its environment, and a home without a
+/// config file (so that no profile of the user's applies).
+pub fn isolated(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    let home = std::env::temp_dir().join("leapcraft-tests-home-without-config");
+    let mut cmd = std::process::Command::new(program);
+    for name in CLEARED {
+        cmd.env_remove(name);
+    }
+    cmd.env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join(".config"));
+    cmd
+}
+
 /// The binary, with no key nor base URL in its environment.
 pub fn bare() -> Command {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("leapcraft"));
-    cmd.env_remove("LEAPCRAFT_API_KEY")
-        .env_remove("LEAPCRAFT_BASE_URL")
-        .env_remove("COLUMNS")
-        .timeout(Duration::from_secs(120));
+    let mut cmd = Command::from_std(isolated(assert_cmd::cargo::cargo_bin!("leapcraft")));
+    cmd.timeout(Duration::from_secs(120));
+    cmd
+}
+
+/// The binary pointed at `fake`, run by `sh` after the shell commands `prelude` (such as
+/// `ulimit -f 8`), with the environment of [`bare`].
+pub fn leapcraft_after(prelude: &str, fake: &FakeServer) -> Command {
+    let mut sh = isolated("sh");
+    sh.arg("-c")
+        .arg(format!("{prelude}; exec \"$0\" \"$@\""))
+        .arg(assert_cmd::cargo::cargo_bin!("leapcraft"))
+        .args(["--base-url", fake.base_url(), "--api-key", fake.api_key()]);
+    let mut cmd = Command::from_std(sh);
+    cmd.timeout(Duration::from_secs(120));
     cmd
 }
 
@@ -43,10 +78,7 @@ pub fn leapcraft(fake: &FakeServer) -> Command {
 /// The binary as a child process pointed at `base_url` (for tests that interrupt it), its
 /// stdout and stderr piped.
 pub fn spawn_at(base_url: &str, key: &str, args: &[&str]) -> Child {
-    std::process::Command::new(assert_cmd::cargo::cargo_bin!("leapcraft"))
-        .env_remove("LEAPCRAFT_API_KEY")
-        .env_remove("LEAPCRAFT_BASE_URL")
-        .env_remove("COLUMNS")
+    isolated(assert_cmd::cargo::cargo_bin!("leapcraft"))
         .args(["--base-url", base_url, "--api-key", key])
         .args(args)
         .stdout(Stdio::piped())
@@ -468,11 +500,8 @@ fn wait_with_deadline(child: &mut Child) -> std::process::ExitStatus {
 
 /// The binary as a daemon's command, pointed at `base_url` with `key`, running `args`.
 pub fn daemon_command(base_url: &str, key: &str, args: &[&str]) -> std::process::Command {
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("leapcraft"));
-    cmd.env_remove("LEAPCRAFT_API_KEY")
-        .env_remove("LEAPCRAFT_BASE_URL")
-        .env_remove("COLUMNS")
-        .args(["--base-url", base_url, "--api-key", key])
+    let mut cmd = isolated(assert_cmd::cargo::cargo_bin!("leapcraft"));
+    cmd.args(["--base-url", base_url, "--api-key", key])
         .args(args);
     cmd
 }
