@@ -30,11 +30,10 @@ mod shutdown;
 mod values;
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 use leapcraft_ext::{Client, RetryPolicy};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 
 use crate::args::{ApiCommand, Cli, Command, ConnectionArgs};
 use crate::commands::{
@@ -126,12 +125,16 @@ impl Api {
             // Readings as of now, a new one a minute: current enough for `serve` to show them.
             let fake = leapcraft_fake::FakeServer::builder()
                 .fresh_readings(true)
-                .live(Duration::from_secs(60))
+                .live(std::time::Duration::from_secs(60))
                 .start()
                 .await
                 .map_err(|e| Failure::Other(format!("cannot start the demo server: {e}")))?;
             let (url, key) = (fake.base_url().to_owned(), fake.api_key().to_owned());
-            (Some(fake), Some(url), Some(SecretString::from(key)))
+            (
+                Some(fake),
+                Some(url),
+                Some(secrecy::SecretString::from(key)),
+            )
         } else {
             (None, settings.base_url, api_key)
         };
