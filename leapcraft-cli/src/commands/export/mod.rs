@@ -83,7 +83,29 @@ struct Tally {
 }
 
 /// `export`.
+/// SIGXFSZ, sent when a write passes the file size limit (`ulimit -f`, systemd's
+/// `LimitFSIZE`), kills by default before the write can fail: caught, the write fails with
+/// `EFBIG` instead and the file is cut back to its last whole device.
+fn catch_file_size_limit() {
+    // SIGXFSZ is 25 on Linux on these architectures (MIPS numbers it otherwise).
+    #[cfg(all(
+        target_os = "linux",
+        any(
+            target_arch = "x86_64",
+            target_arch = "x86",
+            target_arch = "aarch64",
+            target_arch = "arm",
+            target_arch = "riscv64",
+            target_arch = "powerpc64",
+            target_arch = "s390x",
+            target_arch = "loongarch64"
+        )
+    ))]
+    let _ = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(25));
+}
+
 pub async fn run(client: &Client, args: ExportArgs, out: &Output) -> Result<(), Failure> {
+    catch_file_size_limit();
     let format = FileFormat::of(&args.out)?;
     let query = telemetry::averages(args.averages, args.from, args.to)?;
     let neutralise = out.neutralise_formulas;
