@@ -40,7 +40,7 @@ pub const PASSWORD_ENV: &str = "LEAPCRAFT_MQTT_PASSWORD";
     LEAPCRAFT_MQTT_USERNAME=leapcraft LEAPCRAFT_MQTT_PASSWORD=... leapcraft mqtt --broker mqtts://broker.lan --ca-file ca.pem\n  \
     leapcraft --demo mqtt --broker mqtt://localhost --interval 1m")]
 pub struct MqttArgs {
-    /// The broker: mqtt://HOST[:PORT] (port 1883) or mqtts://HOST[:PORT] (TLS, port 8883).
+    /// The broker: mqtt://HOST:PORT (port 1883 when left out) or mqtts://HOST:PORT (TLS, 8883).
     #[arg(long, env = "LEAPCRAFT_MQTT_BROKER", value_name = "URL", value_parser = broker::broker,
           help_heading = MQTT)]
     pub broker: Broker,

@@ -35,7 +35,7 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub poll: PollArgs,
     /// Also publish the readings to this MQTT broker, as `leapcraft mqtt` does:
-    /// mqtt://HOST[:PORT] or mqtts://HOST[:PORT].
+    /// mqtt://HOST:PORT or mqtts://HOST:PORT (TLS).
     #[arg(long, value_name = "URL", value_parser = crate::mqtt::broker::broker,
           help_heading = "MQTT")]
     pub mqtt: Option<Broker>,

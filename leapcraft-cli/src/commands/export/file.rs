@@ -9,7 +9,7 @@
 //!   so that a reader never sees a torn row; a crash in the middle of a write leaves a cut
 //!   row, which the next run cuts away with its device before completing the file.
 //! - **One query.** The query that made the file is recorded beside it
-//!   ([`Query`](super::query::Query)); a run with another one is refused, unless told to start
+//!   ([`super::query::Query`]); a run with another one is refused, unless told to start
 //!   the file afresh.
 
 use std::collections::HashSet;

@@ -1,7 +1,7 @@
 //! `export`: the averages of many devices over a range, appended to a CSV or JSON Lines file
 //! one whole device at a time, so that running the same command again after an
 //! interruption completes the file. The file itself (locked, whole devices, one query) is
-//! [`file`]; the query it remembers, [`query`].
+//! [`mod@file`]; the query it remembers, [`query`].
 
 mod file;
 mod query;
