@@ -7,9 +7,9 @@
 //! cargo run --release -p leapcraft-bench -- --only 5   # figure 5 alone, rewrites its part
 //! ```
 //!
-//! Options: `--quick` (tiny sizes; does not write unless `--out` is given), `--out PATH`
-//! (where to write), `--no-write` (print only), `--only 5` or `--only 1,4` (those figures
-//! alone). The results go to BENCHMARKS.md in two generated parts: the table of figures 1–4,
+//! Options (`--help` lists them and the figures): `--quick` (tiny sizes; does not write
+//! unless `--out` is given), `--out PATH` (where to write), `--no-write` (print only),
+//! `--only 5` or `--only 1,4` (those figures alone). The results go to BENCHMARKS.md in two generated parts: the table of figures 1–4,
 //! 6 and 7, rewritten by a run of them all (a partial table only where `--out` says), and
 //! figure 5's, rewritten whenever it ran.
 //!
@@ -171,12 +171,57 @@ fn main() {
     let outcome = match args.first().map(String::as_str) {
         Some("__rss") => streaming::child_rss(&args[1..]),
         Some("__overhead") => overhead::child_overhead(&args[1..]),
-        _ => run(&args),
+        _ if args.iter().any(|a| a == "--help" || a == "-h") => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        _ => check_args(&args).and_then(|()| run(&args)),
     };
     if let Err(e) = outcome {
         eprintln!("leapcraft-bench: {e}");
         std::process::exit(1);
     }
+}
+
+/// What `--help` prints.
+const USAGE: &str = "\
+leapcraft-bench: the figures of BENCHMARKS.md, measured against leapcraft-fake
+
+Usage: cargo run --release -p leapcraft-bench [-- OPTIONS]
+
+Options:
+  --quick         tiny sizes; prints only, unless --out is given
+  --only LIST     those figures alone, e.g. --only 5 or --only 1,4
+  --out PATH      where to write the report (default: BENCHMARKS.md at the workspace root)
+  --no-write      print only
+  -h, --help      this text
+
+Figures:
+  1  latest readings: sequential vs latest_many
+  2  streaming: prefetch and peak RSS
+  3  wrapper overhead: CPU per call vs hand-written reqwest
+  4  refresh storm: token exchanges
+  5  rate limits: latest_many against a rate-limited fake
+  6  leapcraft serve at scale
+  7  leapcraft latest --all through the binary
+  8  leapcraft latest --all on a real account (pages, limit, short tokens, faults)
+";
+
+/// Refuses an argument `run` does not know, rather than starting a full run that rewrites
+/// BENCHMARKS.md.
+fn check_args(args: &[String]) -> Result<()> {
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" | "--no-write" => {}
+            "--out" | "--only" => {
+                args.next()
+                    .ok_or_else(|| format!("{arg} needs a value (see --help)"))?;
+            }
+            other => return Err(format!("unknown argument {other:?} (see --help)").into()),
+        }
+    }
+    Ok(())
 }
 
 fn run(args: &[String]) -> Result<()> {
