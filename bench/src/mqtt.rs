@@ -243,7 +243,7 @@ fn complete(
         }
         for object in &objects {
             let config = format!("{discovery}/sensor/leapcraft_{node}/{object}/config");
-            if !topics.get(&config).is_some_and(|c| !c.is_empty()) {
+            if topics.get(&config).is_none_or(|c| c.is_empty()) {
                 return None;
             }
         }
