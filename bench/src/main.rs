@@ -7,24 +7,28 @@
 //! cargo run --release -p leapcraft-bench -- --only 5   # figure 5 alone, rewrites its part
 //! ```
 //!
-//! Options: `--quick` (tiny sizes; does not write unless `--out` is given), `--out PATH`
-//! (where to write), `--no-write` (print only), `--only 5` or `--only 1,4` (those figures
-//! alone). The results go to BENCHMARKS.md in two generated parts: the table of figures 1–4,
-//! 6 and 7, rewritten by a run of them all (a partial table only where `--out` says), and
-//! figure 5's, rewritten whenever it ran.
+//! Options (`--help` lists them and the figures): `--quick` (tiny sizes; does not write
+//! unless `--out` is given), `--out PATH` (where to write), `--no-write` (print only),
+//! `--only 5` or `--only 1,4` (those figures alone). The results go to BENCHMARKS.md in
+//! three generated parts: the table of figures 1–4 and 6–8, rewritten by a run of them all (a
+//! partial table only where `--out` says), and figure 5's and figure 9's, each rewritten
+//! whenever it ran.
 //!
 //! Every figure is a ratio or a count measured in the same run, so it holds on a noisy
 //! machine. The fake runs in this process for the timing and count figures (1, 2 timing, 4,
 //! 5, 7); memory and CPU figures (2 RSS, 3) are measured in child processes (this binary
 //! re-executed with a hidden subcommand) that talk to the fake served by this process, so
-//! neither the fake nor the other mode pollutes them. Figure 7 runs the `leapcraft` binary
-//! built beside this one: `cargo build --release -p leapcraft-cli` first.
+//! neither the fake nor the other mode pollutes them. Figures 6–9 run the `leapcraft` binary
+//! built beside this one (a full run builds it); figure 9 also runs Mosquitto and a Python
+//! bridge (`bench/python/`).
 
 mod bulk;
 
 mod cli_latest_all;
 
 mod exporter;
+
+mod mqtt;
 
 mod overhead;
 
@@ -46,7 +50,7 @@ use leapcraft_fake::FakeServer;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type Result<T, E = BoxError> = std::result::Result<T, E>;
 
-/// The markers of the generated parts of BENCHMARKS.md: figures 1–4, 6 and 7; figure 5.
+/// The markers of the generated parts of BENCHMARKS.md: figures 1–4 and 6–8; figure 5.
 const MAIN: (&str, &str) = (
     "<!-- leapcraft-bench:begin (generated: edit outside these markers) -->",
     "<!-- leapcraft-bench:end -->",
@@ -54,6 +58,11 @@ const MAIN: (&str, &str) = (
 const FIGURE_5: (&str, &str) = (
     "<!-- leapcraft-bench:figure-5:begin (generated: edit outside these markers) -->",
     "<!-- leapcraft-bench:figure-5:end -->",
+);
+/// The markers of figure 9's part.
+const FIGURE_9: (&str, &str) = (
+    "<!-- leapcraft-bench:figure-9:begin (generated: edit outside these markers) -->",
+    "<!-- leapcraft-bench:figure-9:end -->",
 );
 
 /// The sizes of one run.
@@ -85,6 +94,11 @@ struct Sizes {
     cli_latency: Duration,
     /// Runs of the binary; the figure is the median.
     cli_runs: usize,
+    mqtt_devices: usize,
+    /// Polls over which figure 9's CPU time is measured.
+    mqtt_polls: usize,
+    /// The bridges' `--interval` in figure 9.
+    mqtt_interval: Duration,
 }
 
 impl Sizes {
@@ -111,6 +125,9 @@ impl Sizes {
             cli_devices: 1_000,
             cli_latency: Duration::from_millis(20),
             cli_runs: 5,
+            mqtt_devices: 1_000,
+            mqtt_polls: 5,
+            mqtt_interval: Duration::from_secs(2),
         }
     }
 
@@ -137,6 +154,9 @@ impl Sizes {
             cli_devices: 64,
             cli_latency: Duration::from_millis(5),
             cli_runs: 2,
+            mqtt_devices: 50,
+            mqtt_polls: 2,
+            mqtt_interval: Duration::from_secs(1),
         }
     }
 }
@@ -171,12 +191,60 @@ fn main() {
     let outcome = match args.first().map(String::as_str) {
         Some("__rss") => streaming::child_rss(&args[1..]),
         Some("__overhead") => overhead::child_overhead(&args[1..]),
-        _ => run(&args),
+        _ if args.iter().any(|a| a == "--help" || a == "-h") => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        _ => check_args(&args).and_then(|()| run(&args)),
     };
     if let Err(e) = outcome {
         eprintln!("leapcraft-bench: {e}");
         std::process::exit(1);
     }
+}
+
+/// What `--help` prints.
+const USAGE: &str = "\
+leapcraft-bench: the figures of BENCHMARKS.md, measured against leapcraft-fake
+
+Usage: cargo run --release -p leapcraft-bench [-- OPTIONS]
+
+Options:
+  --quick         tiny sizes; prints only, unless --out is given
+  --only LIST     those figures alone, e.g. --only 5 or --only 1,4
+  --out PATH      where to write the report (default: BENCHMARKS.md at the workspace root)
+  --no-write      print only
+  -h, --help      this text
+
+Figures:
+  1  latest readings: sequential vs latest_many
+  2  streaming: prefetch and peak RSS
+  3  wrapper overhead: CPU per call vs hand-written reqwest
+  4  refresh storm: token exchanges
+  5  rate limits: latest_many against a rate-limited fake
+  6  leapcraft serve at scale
+  7  leapcraft latest --all through the binary
+  8  leapcraft latest --all on a real account (pages, limit, short tokens, faults)
+  9  leapcraft mqtt vs a Python bridge (paho-mqtt): to the broker, RSS, CPU per poll;
+     needs mosquitto and python3 (pip installs paho-mqtt under target/); not in --quick
+     unless named
+";
+
+/// Refuses an argument `run` does not know, rather than starting a full run that rewrites
+/// BENCHMARKS.md.
+fn check_args(args: &[String]) -> Result<()> {
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" | "--no-write" => {}
+            "--out" | "--only" => {
+                args.next()
+                    .ok_or_else(|| format!("{arg} needs a value (see --help)"))?;
+            }
+            other => return Err(format!("unknown argument {other:?} (see --help)").into()),
+        }
+    }
+    Ok(())
 }
 
 fn run(args: &[String]) -> Result<()> {
@@ -193,7 +261,8 @@ fn run(args: &[String]) -> Result<()> {
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1))
         .map(|list| list.split(',').map(|f| f.trim().to_owned()).collect());
-    let wanted = |figure: &str| only.as_ref().is_none_or(|f| f.iter().any(|x| x == figure));
+    let named = |figure: &str| only.as_ref().is_some_and(|f| f.iter().any(|x| x == figure));
+    let wanted = |figure: &str| only.is_none() || named(figure);
     let sizes = if quick { Sizes::quick() } else { Sizes::full() };
     let exe = std::env::current_exe()?;
 
@@ -224,6 +293,7 @@ fn run(args: &[String]) -> Result<()> {
     let started = Instant::now();
     let mut rows = Vec::new();
     let mut figure_5 = None;
+    let mut figure_9 = None;
     rt.block_on(async {
         if wanted("1") {
             eprintln!("[1/7] latest readings, sequential vs latest_many ...");
@@ -262,6 +332,14 @@ fn run(args: &[String]) -> Result<()> {
             eprintln!("[8/8] leapcraft latest --all on a real account (pages, limit, short tokens, faults) ...");
             rows.extend(real_account::figure(&sizes, &exe).await?);
         }
+        // Figure 9 needs Mosquitto, python3 and PyPI: the quick mode (`cargo test`) runs it
+        // only when named.
+        if (wanted("9") && !quick) || named("9") {
+            eprintln!("[9/9] leapcraft mqtt vs a Python bridge, 1,000 devices on a real Mosquitto ...");
+            let started = Instant::now();
+            let rows = mqtt::figure(&sizes, &exe).await?;
+            figure_9 = Some(report(&sizes, &rows, &command, started.elapsed()));
+        }
         Ok::<_, BoxError>(())
     })?;
 
@@ -273,11 +351,12 @@ fn run(args: &[String]) -> Result<()> {
             eprintln!("written to {}", path.display());
         }
     }
-    if let Some(report) = figure_5 {
+    for (figure, markers, report) in [("5", FIGURE_5, figure_5), ("9", FIGURE_9, figure_9)] {
+        let Some(report) = report else { continue };
         println!("{report}");
         if let Some(path) = &target {
-            write_report(path, FIGURE_5, &report)?;
-            eprintln!("figure 5 written to {}", path.display());
+            write_report(path, markers, &report)?;
+            eprintln!("figure {figure} written to {}", path.display());
         }
     }
     Ok(())
@@ -310,6 +389,37 @@ fn ratio(a: Duration, b: Duration) -> f64 {
 
 fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+/// A field of `/proc/PID/status` in KiB (`VmRSS`, `VmHWM`); `pid` may be `"self"`. 0 if
+/// unreadable.
+fn process_status_kib(pid: impl std::fmt::Display, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The CPU time process `pid` has used so far (user and system, from `/proc/PID/stat`, in
+/// clock ticks of usually 10 ms). Zero if unreadable.
+fn process_cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command name, in parentheses: utime and stime are the 12th and 13th fields.
+    let ticks: u64 = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .skip(11)
+                .take(2)
+                .filter_map(|f| f.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0);
+    // SAFETY: sysconf reads a constant of the system.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Duration::from_secs_f64(ticks as f64 / per_second)
 }
 
 /// Runs this binary with a hidden subcommand and decodes the JSON line it prints.

@@ -136,16 +136,6 @@ struct RssReport {
     items: usize,
 }
 
-/// `VmRSS` or `VmHWM` of this process, in KiB.
-fn status_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 /// `__rss stream|collect URL KEY DEVICES PAGE PREFETCH`: reads the devices one way and prints
 /// the RSS before and the peak during, as JSON.
 pub(crate) fn child_rss(args: &[String]) -> Result<()> {
@@ -162,7 +152,7 @@ pub(crate) fn child_rss(args: &[String]) -> Result<()> {
         client.devices().max_items(1).collect().await?;
         // Restart the high-water mark from the current RSS (Linux >= 4.0); harmless if refused.
         let _ = std::fs::write("/proc/self/clear_refs", "5");
-        let baseline_kib = status_kib("VmRSS");
+        let baseline_kib = crate::process_status_kib("self", "VmRSS");
         let items = match mode.as_str() {
             "stream" => {
                 client
@@ -183,7 +173,7 @@ pub(crate) fn child_rss(args: &[String]) -> Result<()> {
             }
             other => return Err(format!("unknown mode {other}").into()),
         };
-        let peak_kib = status_kib("VmHWM");
+        let peak_kib = crate::process_status_kib("self", "VmHWM");
         if items != n {
             return Err(format!("{mode}: {items} devices, expected {n}").into());
         }
