@@ -19,12 +19,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use leapcraft_fake::FakeServer;
+use leapcraft_test_kit::Mosquitto;
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
 use tokio::sync::mpsc;
 
@@ -38,74 +38,6 @@ const READINGS_EVERY: Duration = Duration::from_secs(1);
 
 /// The bridges' concurrency: `leapcraft mqtt`'s default, and the Python pool's workers.
 const CONCURRENCY: usize = leapcraft_ext::DEFAULT_CONCURRENCY;
-
-/// A Mosquitto of the benchmark's own, on 127.0.0.1, without persistence; killed when
-/// dropped.
-struct Mosquitto {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Mosquitto {
-    fn start() -> Result<Self> {
-        let binary = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-            .chain([PathBuf::from("/usr/sbin")])
-            .map(|dir| dir.join("mosquitto"))
-            .find(|p| p.is_file())
-            .ok_or("figure 9 needs Mosquitto: apt-get install mosquitto")?;
-        let dir = tempfile::tempdir()?;
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let user = String::from_utf8(Command::new("id").arg("-un").output()?.stdout)?;
-        let conf = dir.path().join("mosquitto.conf");
-        // As root, mosquitto drops to its own user unless told to stay. Its default queue of
-        // 1,000 messages per client would drop part of the retained messages the
-        // subscriber gets at once.
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\npersistence false\nallow_anonymous true\n\
-                 log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n\
-                 max_queued_messages 100000\nuser {}\n",
-                user.trim()
-            ),
-        )?;
-        let mut child = Command::new(binary)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        let stderr = child.stderr.take().ok_or("no stderr")?;
-        let (ready, running) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr)
-                .lines()
-                .map_while(std::io::Result::ok)
-            {
-                if line.contains(" running") {
-                    let _ = ready.send(());
-                }
-            }
-        });
-        let broker = Self {
-            child,
-            port,
-            _dir: dir,
-        };
-        running
-            .recv_timeout(DEADLINE)
-            .map_err(|_| "mosquitto did not start")?;
-        Ok(broker)
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A client subscribed to every topic: the last payload of each, and when the last one came.
 struct Subscriber {
@@ -319,10 +251,10 @@ async fn measure(
     fake: &FakeServer,
     command: impl FnOnce(u16) -> Command,
 ) -> Result<Measured> {
-    let broker = Mosquitto::start()?;
-    let mut subscriber = Subscriber::connect(broker.port).await?;
+    let broker = Mosquitto::start("allow_anonymous true")?;
+    let mut subscriber = Subscriber::connect(broker.port()).await?;
     let started = Instant::now();
-    let mut bridge = Bridge::start(command(broker.port))?;
+    let mut bridge = Bridge::start(command(broker.port()))?;
     let readings = bridge.poll_done().await?;
     let (held, sensors) = subscriber
         .wait_complete(

@@ -4,7 +4,11 @@
 //! connection, a truncated body, a body without end, no answer at all); [`RecordingSleep`],
 //! the one stand-in [`Sleep`](leapcraft_ext::Sleep), which records the waits instead of
 //! waiting; clients of the scripted server and of `leapcraft-fake`; and [`mocked`], a typed
-//! httpmock server that hands out a token.
+//! httpmock server that hands out a token; and [`Mosquitto`], a real MQTT broker of one's own.
+
+mod mosquitto;
+
+pub use mosquitto::Mosquitto;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};

@@ -9,16 +9,16 @@
 //! Waits are for messages, with an overall deadline: never a fixed sleep.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use leapcraft_fake::{Churn, FakeServer};
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
 use serde_json::Value;
 use tokio::sync::mpsc;
+
+use leapcraft_test_kit::Mosquitto;
 
 use crate::support::{Daemon, daemon_command};
 
@@ -62,26 +62,9 @@ const DEVICE_KEYS: &[&str] = &[
     "serial_number",
 ];
 
-/// A Mosquitto broker of the test's own, on 127.0.0.1; killed when dropped.
-struct Mosquitto {
-    child: Option<Child>,
-    port: u16,
-    conf: PathBuf,
-    dir: tempfile::TempDir,
-}
-
-/// Where `mosquitto` is (Debian puts it in /usr/sbin), if it is installed.
-fn mosquitto_binary() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin")])
-        .map(|dir| dir.join("mosquitto"))
-        .find(|p| p.is_file())
-}
-
 /// Whether the tests can run: `mosquitto` is installed; else they skip, unless they must run.
 fn broker_available(test: &str) -> bool {
-    if mosquitto_binary().is_some() {
+    if Mosquitto::binary().is_some() {
         return true;
     }
     assert!(
@@ -92,115 +75,23 @@ fn broker_available(test: &str) -> bool {
     false
 }
 
-impl Mosquitto {
-    /// A broker with `extra` configuration lines (`{dir}` stands for its directory).
-    fn start(extra: &str) -> Self {
-        Self::start_with(extra, |_| {})
-    }
-
-    /// A broker with `extra` configuration lines, once `prepare` has written its files in
-    /// its directory.
-    fn start_with(extra: &str, prepare: impl FnOnce(&Path)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let user =
-            String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
-        let conf = dir.path().join("mosquitto.conf");
-        let extra = extra.replace("{dir}", &dir.path().display().to_string());
-        // As root, mosquitto drops to its own user unless told to stay: the files here are
-        // the test's.
-        let text = format!(
-            "listener {port} 127.0.0.1\npersistence false\nlog_dest stderr\n\
-             log_type error\nlog_type warning\nlog_type notice\nlog_type information\n\
-             user {}\n{extra}\n",
-            user.trim()
-        );
-        std::fs::write(&conf, text).unwrap();
-        prepare(dir.path());
-        let mut broker = Self {
-            child: None,
-            port,
-            conf,
-            dir,
-        };
-        broker.run();
-        broker
-    }
-
-    /// A broker that asks for `user` / [`PASSWORD`].
-    fn with_password() -> Self {
-        Self::start_with(
-            "allow_anonymous false\npassword_file {dir}/passwords",
-            |dir| {
-                let made = Command::new("mosquitto_passwd")
-                    .args(["-b", "-c"])
-                    .arg(dir.join("passwords"))
-                    .args(["user", PASSWORD])
-                    .status();
-                assert!(
-                    made.is_ok_and(|s| s.success()),
-                    "mosquitto_passwd makes the file"
-                );
-            },
-        )
-    }
-
-    /// Runs the broker and waits until it listens.
-    fn run(&mut self) {
-        let mut child = Command::new(mosquitto_binary().unwrap())
-            .arg("-c")
-            .arg(&self.conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (ready, listening) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("[mosquitto] {line}");
-                if line.contains(" running") {
-                    let _ = ready.send(());
-                }
-            }
-        });
-        listening
-            .recv_timeout(DEADLINE)
-            .expect("mosquitto starts and says it is running");
-        self.child = Some(child);
-    }
-
-    /// Kills the broker (no persistence: its retained messages are lost) and starts a new one
-    /// on the same port.
-    fn restart(&mut self) {
-        self.stop();
-        self.run();
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("mqtt://127.0.0.1:{}", self.port)
-    }
-
-    fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        self.stop();
-    }
+/// A broker that asks for `user` / [`PASSWORD`].
+fn broker_with_password() -> Mosquitto {
+    Mosquitto::start_with(
+        "allow_anonymous false\npassword_file {dir}/passwords",
+        |dir| {
+            let made = Command::new("mosquitto_passwd")
+                .args(["-b", "-c"])
+                .arg(dir.join("passwords"))
+                .args(["user", PASSWORD])
+                .status();
+            assert!(
+                made.is_ok_and(|s| s.success()),
+                "mosquitto_passwd makes the file"
+            );
+        },
+    )
+    .unwrap()
 }
 
 /// What a client subscribed to every topic sees: the last payload of each topic (a topic
@@ -389,10 +280,10 @@ async fn home_assistant_gets_every_sensor_with_its_unit_and_value() {
     if !broker_available("home_assistant_gets_every_sensor_with_its_unit_and_value") {
         return;
     }
-    let broker = Mosquitto::start("allow_anonymous true");
+    let broker = Mosquitto::start("allow_anonymous true").unwrap();
     let fake = fake(16).await;
     let expected = expected(&fake);
-    let mut watcher = Watcher::connect(broker.port, None).await;
+    let mut watcher = Watcher::connect(broker.port(), None).await;
     let daemon = bridge(
         &fake,
         &broker.url(),
@@ -498,10 +389,10 @@ async fn home_assistant_announcing_itself_gets_everything_again() {
     if !broker_available("home_assistant_announcing_itself_gets_everything_again") {
         return;
     }
-    let broker = Mosquitto::start("allow_anonymous true");
+    let broker = Mosquitto::start("allow_anonymous true").unwrap();
     let fake = fake(4).await;
     let expected = expected(&fake);
-    let mut watcher = Watcher::connect(broker.port, None).await;
+    let mut watcher = Watcher::connect(broker.port(), None).await;
     let daemon = bridge(&fake, &broker.url(), &["--interval", "1h"], &[]);
     watcher
         .until("everything", |t| holds_everything(t, &expected))
@@ -532,9 +423,9 @@ async fn the_will_says_offline_when_the_bridge_is_killed() {
     if !broker_available("the_will_says_offline_when_the_bridge_is_killed") {
         return;
     }
-    let broker = Mosquitto::start("allow_anonymous true");
+    let broker = Mosquitto::start("allow_anonymous true").unwrap();
     let fake = fake(2).await;
-    let mut watcher = Watcher::connect(broker.port, None).await;
+    let mut watcher = Watcher::connect(broker.port(), None).await;
     let daemon = bridge(&fake, &broker.url(), &["--interval", "1h"], &[]);
     let availability = "leapcraft/bridge/availability";
     watcher
@@ -555,7 +446,7 @@ async fn a_broker_late_or_restarted_gets_everything() {
     if !broker_available("a_broker_late_or_restarted_gets_everything") {
         return;
     }
-    let mut broker = Mosquitto::start("allow_anonymous true");
+    let mut broker = Mosquitto::start("allow_anonymous true").unwrap();
     broker.stop();
     let fake = fake(6).await;
     let expected = expected(&fake);
@@ -563,9 +454,9 @@ async fn a_broker_late_or_restarted_gets_everything() {
     let daemon = bridge(&fake, &broker.url(), &["--interval", "1h"], &[]);
     daemon.wait_log("cannot connect to the broker").await;
     daemon.wait_log("cannot connect to the broker").await;
-    broker.run();
+    broker.run().unwrap();
     daemon.wait_log("connected to the broker").await;
-    let mut watcher = Watcher::connect(broker.port, None).await;
+    let mut watcher = Watcher::connect(broker.port(), None).await;
     watcher
         .until("everything once the broker is up", |t| {
             holds_everything(t, &expected)
@@ -573,7 +464,7 @@ async fn a_broker_late_or_restarted_gets_everything() {
         .await;
 
     // Restarted without persistence: the broker has lost every retained message.
-    broker.restart();
+    broker.restart().unwrap();
     daemon.wait_log("lost the connection to the broker").await;
     daemon.wait_log("connected to the broker").await;
     watcher
@@ -589,10 +480,10 @@ async fn a_device_gone_from_the_account_is_removed_from_home_assistant() {
     if !broker_available("a_device_gone_from_the_account_is_removed_from_home_assistant") {
         return;
     }
-    let broker = Mosquitto::start("allow_anonymous true");
+    let broker = Mosquitto::start("allow_anonymous true").unwrap();
     let fake = fake(5).await;
     let expected = expected(&fake);
-    let mut watcher = Watcher::connect(broker.port, None).await;
+    let mut watcher = Watcher::connect(broker.port(), None).await;
     let _daemon = bridge(
         &fake,
         &broker.url(),
@@ -635,7 +526,7 @@ async fn credentials_the_broker_refuses_end_the_bridge_and_are_never_shown() {
     if !broker_available("credentials_the_broker_refuses_end_the_bridge_and_are_never_shown") {
         return;
     }
-    let broker = Mosquitto::with_password();
+    let broker = broker_with_password();
     let fake = fake(3).await;
     let expected = expected(&fake);
 
@@ -655,7 +546,7 @@ async fn credentials_the_broker_refuses_end_the_bridge_and_are_never_shown() {
     // The right one, from a file only its owner reads; every level of logs on.
     let file = broker.dir().join("password");
     std::fs::write(&file, format!("{PASSWORD}\n")).unwrap();
-    let mut watcher = Watcher::connect(broker.port, Some(("user", PASSWORD))).await;
+    let mut watcher = Watcher::connect(broker.port(), Some(("user", PASSWORD))).await;
     let mut loose = bridge_command(&fake, &broker, &file);
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -735,8 +626,9 @@ async fn tls_to_a_broker_with_a_private_ca() {
             std::fs::write(dir.join("server.pem"), server.pem()).unwrap();
             std::fs::write(dir.join("server.key"), server_key.serialize_pem()).unwrap();
         },
-    );
-    let url = format!("mqtts://localhost:{}", broker.port);
+    )
+    .unwrap();
+    let url = format!("mqtts://localhost:{}", broker.port());
     let fake = fake(2).await;
 
     // Without the CA, the certificate does not verify: an error, never a downgrade.
@@ -767,10 +659,10 @@ async fn serve_with_mqtt_feeds_prometheus_and_the_broker_from_one_poll() {
     if !broker_available("serve_with_mqtt_feeds_prometheus_and_the_broker_from_one_poll") {
         return;
     }
-    let broker = Mosquitto::start("allow_anonymous true");
+    let broker = Mosquitto::start("allow_anonymous true").unwrap();
     let fake = fake(5).await;
     let expected = expected(&fake);
-    let mut watcher = Watcher::connect(broker.port, None).await;
+    let mut watcher = Watcher::connect(broker.port(), None).await;
     let url = broker.url();
     let exporter = crate::serve::Exporter::start(&fake, &["--interval", "1h", "--mqtt", &url]);
     watcher
@@ -828,8 +720,8 @@ async fn ids_and_keys_from_a_hostile_api_make_safe_distinct_topics() {
         }
     })
     .await;
-    let broker = Mosquitto::start("allow_anonymous true");
-    let mut watcher = Watcher::connect(broker.port, None).await;
+    let broker = Mosquitto::start("allow_anonymous true").unwrap();
+    let mut watcher = Watcher::connect(broker.port(), None).await;
     let cmd = daemon_command(
         server.base_url(),
         crate::support::KEY,
