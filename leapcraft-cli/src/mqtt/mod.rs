@@ -124,12 +124,7 @@ pub async fn run(client: &Client, args: MqttArgs) -> Result<(), Failure> {
         cancel.clone(),
     ));
     let bridge = session::run(store, connection, args.bridge.topics(), cancel.clone());
-    let stop = async {
-        tokio::select! {
-            _ = crate::shutdown::requested() => cancel.cancel(),
-            _ = cancel.cancelled() => {}
-        }
-    };
+    let stop = crate::shutdown::cancel_on_request(&cancel);
     let (result, ()) = tokio::join!(
         async {
             let result = bridge.await;

@@ -81,12 +81,7 @@ pub async fn run(client: &Client, args: ServeArgs) -> Result<(), Failure> {
         cancel.cancel();
         result
     };
-    let stop = async {
-        tokio::select! {
-            _ = crate::shutdown::requested() => cancel.cancel(),
-            _ = cancel.cancelled() => {}
-        }
-    };
+    let stop = crate::shutdown::cancel_on_request(&cancel);
     let ((), result, ()) = tokio::join!(server, bridge, stop);
     let _ = poller.await;
     tracing::info!("stopped");
