@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 
 use leapcraft_test_kit::Mosquitto;
 
+use crate::serve::fake;
 use crate::support::{Daemon, daemon_command};
 
 /// How long any one condition may take to hold.
@@ -250,16 +251,6 @@ fn holds_everything(
                 .keys()
                 .all(|m| topics.contains_key(&config_topic(id, m)))
     })
-}
-
-/// A fake whose readings are current, with devices of every kind.
-async fn fake(devices: usize) -> FakeServer {
-    FakeServer::builder()
-        .devices(devices)
-        .fresh_readings(true)
-        .start()
-        .await
-        .unwrap()
 }
 
 /// Starts `leapcraft mqtt` polling `fake`, publishing to `broker_url`, with `args`.
@@ -776,4 +767,50 @@ async fn ids_and_keys_from_a_hostile_api_make_safe_distinct_topics() {
             "{topic}: {rendered:?}"
         );
     }
+}
+
+/// The bridge on a real account: several pages of devices, a rate limit, tokens of seven uses
+/// and faults of every kind: every device's state and sensors reach the broker, each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_on_a_real_account() {
+    if !broker_available("mqtt_on_a_real_account") {
+        return;
+    }
+    let fake = crate::real_account::account(1_100, 1_000.0, 0.03)
+        .token_max_uses(7)
+        .start()
+        .await
+        .unwrap();
+    let expected = expected(&fake);
+    let broker = Mosquitto::start("allow_anonymous true").unwrap();
+    let mut watcher = Watcher::connect(broker.port(), None).await;
+    let _daemon = bridge(
+        &fake,
+        &broker.url(),
+        &["--interval", "1h", "--max-attempts", "8"],
+        &[],
+    );
+    watcher
+        .until("every device's discovery and state", |t| {
+            holds_everything(t, &expected)
+        })
+        .await;
+    let states: BTreeSet<&str> = watcher
+        .topics
+        .keys()
+        .filter_map(|t| t.strip_prefix("leapcraft/")?.strip_suffix("/state"))
+        .collect();
+    let ids: BTreeSet<String> = expected.keys().map(|id| segment(id)).collect();
+    assert_eq!(
+        states,
+        ids.iter().map(String::as_str).collect(),
+        "one state per device, no other"
+    );
+    let sensors: usize = expected.values().map(BTreeMap::len).sum();
+    let configs = watcher
+        .topics
+        .keys()
+        .filter(|t| t.starts_with("homeassistant/"))
+        .count();
+    assert_eq!(configs, sensors, "one sensor per metric, none twice");
 }

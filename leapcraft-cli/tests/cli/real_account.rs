@@ -23,7 +23,7 @@ const DEADLINE: Duration = Duration::from_secs(60);
 
 /// A real account's shape: `devices` over several pages of the SDK's 1,000, `rps` requests a
 /// second (beyond: `429`, `Retry-After: 1`), `faults` of every kind, readings current.
-fn account(devices: usize, rps: f64, faults: f64) -> FakeServerBuilder {
+pub(crate) fn account(devices: usize, rps: f64, faults: f64) -> FakeServerBuilder {
     FakeServer::builder()
         .devices(devices)
         .rate_limit(RateLimit::per_second(rps))

@@ -19,8 +19,9 @@ use crate::support::{Daemon, daemon_command};
 /// How long any one condition may take to hold.
 const DEADLINE: Duration = Duration::from_secs(45);
 
-/// A fake of `devices` devices whose readings are current (so none is stale).
-async fn fake(devices: usize) -> FakeServer {
+/// A fake of `devices` devices whose readings are current (so none is stale): what the
+/// long-running commands' tests (`serve`, `mqtt`) poll.
+pub(crate) async fn fake(devices: usize) -> FakeServer {
     FakeServer::builder()
         .devices(devices)
         .fresh_readings(true)
