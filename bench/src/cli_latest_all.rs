@@ -9,8 +9,7 @@ use std::time::Instant;
 use futures::TryStreamExt;
 
 use crate::{
-    Result, Row, Sizes, build_leapcraft, client_for, fake_with_latency, leapcraft_binary, median,
-    ratio, secs,
+    Result, Row, Sizes, client_for, fake_with_latency, leapcraft_cli, median, no_cli, ratio, secs,
 };
 
 /// The CLI's concurrency in figure 7.
@@ -24,22 +23,15 @@ pub(crate) async fn figure(s: &Sizes, exe: &std::path::Path) -> Result<Vec<Row>>
             s.cli_runs
         )
     };
-    if !s.quick {
-        build_leapcraft()?;
-    }
-    let Some(cli) = leapcraft_binary(exe) else {
+    let Some(cli) = leapcraft_cli(s, exe)? else {
         if s.quick {
             return Ok(vec![Row::info(
-                "5",
+                "7",
                 what(s.cli_devices),
                 "skipped: the leapcraft binary is not built beside this one",
             )]);
         }
-        return Err(
-            "figure 7 runs the leapcraft binary, which is not beside this one: \
-                    build it with `cargo build --release -p leapcraft-cli`"
-                .into(),
-        );
+        return Err(no_cli("7"));
     };
     let n = s.cli_devices;
     let latency = s.cli_latency;

@@ -7,25 +7,16 @@
 //! is the child's peak RSS.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use leapcraft_fake::{FakeServer, RateLimit};
 
-use crate::{Result, Row, Sizes, mib, secs};
-
-/// The `leapcraft` binary: `$LEAPCRAFT_BIN`, else beside this one (same profile).
-fn leapcraft_bin() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("LEAPCRAFT_BIN") {
-        return Some(path.into());
-    }
-    let path = std::env::current_exe().ok()?.with_file_name("leapcraft");
-    path.is_file().then_some(path)
-}
+use crate::{Result, Row, Sizes, leapcraft_cli, mib, secs};
 
 /// The exporter under measurement; killed when dropped.
-struct Exporter {
+pub(crate) struct Exporter {
     child: Child,
     base: String,
     http: reqwest::Client,
@@ -39,7 +30,9 @@ impl Drop for Exporter {
 }
 
 impl Exporter {
-    fn start(bin: &PathBuf, fake: &FakeServer, concurrency: usize) -> Result<Self> {
+    /// Starts `leapcraft serve` on `fake`, polling once an hour: its first poll is the one
+    /// measured.
+    pub(crate) fn start(bin: &Path, fake: &FakeServer, concurrency: usize) -> Result<Self> {
         let mut child = Command::new(bin)
             .env_remove("LEAPCRAFT_API_KEY")
             .env_remove("LEAPCRAFT_BASE_URL")
@@ -70,13 +63,13 @@ impl Exporter {
         })
     }
 
-    async fn get(&self, path: &str) -> Result<(u16, String)> {
+    pub(crate) async fn get(&self, path: &str) -> Result<(u16, String)> {
         let response = self.http.get(format!("{}{path}", self.base)).send().await?;
         Ok((response.status().as_u16(), response.text().await?))
     }
 
     /// Waits for the first successful poll (with an overall deadline).
-    async fn wait_healthy(&self, deadline: Duration) -> Result<()> {
+    pub(crate) async fn wait_healthy(&self, deadline: Duration) -> Result<()> {
         let until = Instant::now() + deadline;
         while self.get("/healthz").await?.0 != 200 {
             if Instant::now() > until {
@@ -98,20 +91,21 @@ impl Exporter {
 }
 
 /// The value of an unlabelled series in a scrape.
-fn value(scrape: &str, name: &str) -> Option<f64> {
+pub(crate) fn value(scrape: &str, name: &str) -> Option<f64> {
     scrape
         .lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
-fn count(scrape: &str, name: &str) -> usize {
+/// The number of labelled series of metric `name` in a scrape.
+pub(crate) fn count(scrape: &str, name: &str) -> usize {
     let prefix = format!("{name}{{");
     scrape.lines().filter(|l| l.starts_with(&prefix)).count()
 }
 
-pub async fn figure(s: &Sizes) -> Result<Vec<Row>> {
+pub async fn figure(s: &Sizes, exe: &Path) -> Result<Vec<Row>> {
     let n = s.exporter_devices;
-    let Some(bin) = leapcraft_bin() else {
+    let Some(bin) = leapcraft_cli(s, exe)? else {
         return Ok(vec![Row::info(
             "6",
             "leapcraft serve: not measured",

@@ -296,23 +296,23 @@ fn run(args: &[String]) -> Result<()> {
     let mut figure_9 = None;
     rt.block_on(async {
         if wanted("1") {
-            eprintln!("[1/7] latest readings, sequential vs latest_many ...");
+            eprintln!("[1/9] latest readings, sequential vs latest_many ...");
             rows.extend(bulk::figure(&sizes).await?);
         }
         if wanted("2") {
-            eprintln!("[2/7] streaming, prefetch and peak RSS ...");
+            eprintln!("[2/9] streaming, prefetch and peak RSS ...");
             rows.extend(streaming::figure(&sizes, &exe).await?);
         }
         if wanted("3") {
-            eprintln!("[3/7] wrapper overhead (CPU per call, in a child process) ...");
+            eprintln!("[3/9] wrapper overhead (CPU per call, in a child process) ...");
             rows.extend(overhead::figure(&sizes, &exe).await?);
         }
         if wanted("4") {
-            eprintln!("[4/7] refresh storm ...");
+            eprintln!("[4/9] refresh storm ...");
             rows.extend(storm::figure(&sizes).await?);
         }
         if wanted("5") {
-            eprintln!("[5/7] rate limits: latest_many against a rate-limited fake ...");
+            eprintln!("[5/9] rate limits: latest_many against a rate-limited fake ...");
             let started = Instant::now();
             let (rows, timeline) = rate_limits::figure(&sizes).await?;
             figure_5 = Some(format!(
@@ -321,15 +321,15 @@ fn run(args: &[String]) -> Result<()> {
             ));
         }
         if wanted("6") {
-            eprintln!("[6/7] leapcraft serve at scale (a child process) ...");
-            rows.extend(exporter::figure(&sizes).await?);
+            eprintln!("[6/9] leapcraft serve at scale (a child process) ...");
+            rows.extend(exporter::figure(&sizes, &exe).await?);
         }
         if wanted("7") {
-            eprintln!("[7/7] leapcraft latest --all, end to end through the binary ...");
+            eprintln!("[7/9] leapcraft latest --all, end to end through the binary ...");
             rows.extend(cli_latest_all::figure(&sizes, &exe).await?);
         }
         if wanted("8") {
-            eprintln!("[8/8] leapcraft latest --all on a real account (pages, limit, short tokens, faults) ...");
+            eprintln!("[8/9] leapcraft latest --all on a real account (pages, limit, short tokens, faults) ...");
             rows.extend(real_account::figure(&sizes, &exe).await?);
         }
         // Figure 9 needs Mosquitto, python3 and PyPI: the quick mode (`cargo test`) runs it
@@ -455,14 +455,30 @@ fn median(values: &[f64]) -> f64 {
     }
 }
 
-/// The `leapcraft` binary beside this one (the same profile), if it is there.
-fn leapcraft_binary(exe: &std::path::Path) -> Option<std::path::PathBuf> {
-    let path = exe.parent()?.join("leapcraft");
-    path.is_file().then_some(path)
+/// The `leapcraft` binary the figures run: `$LEAPCRAFT_BIN`, else the one beside this
+/// program (the same profile), built first from the current code; `None` when there is none.
+fn leapcraft_cli(s: &Sizes, exe: &std::path::Path) -> Result<Option<std::path::PathBuf>> {
+    if let Some(path) = std::env::var_os("LEAPCRAFT_BIN") {
+        return Ok(Some(path.into()));
+    }
+    if !s.quick {
+        build_leapcraft()?;
+    }
+    let path = exe.with_file_name("leapcraft");
+    Ok(path.is_file().then_some(path))
+}
+
+/// The error of a figure that cannot run without the `leapcraft` binary.
+fn no_cli(figure: &str) -> BoxError {
+    format!(
+        "figure {figure} runs the leapcraft binary, which is not beside this one: \
+         build it with `cargo build --release -p leapcraft-cli`, or set LEAPCRAFT_BIN"
+    )
+    .into()
 }
 
 /// Builds the `leapcraft` binary with this one's profile, when cargo runs this program: the
-/// figure is then of the current code. (Not in quick mode, which runs inside `cargo test`,
+/// figures are then of the current code. (Not in quick mode, which runs inside `cargo test`,
 /// whose build a nested one would wait for.)
 fn build_leapcraft() -> Result<()> {
     let Ok(cargo) = std::env::var("CARGO") else {

@@ -28,7 +28,7 @@ use leapcraft_test_kit::Mosquitto;
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
 use tokio::sync::mpsc;
 
-use crate::{Result, Row, Sizes, build_leapcraft, leapcraft_binary, mib, process_cpu_time};
+use crate::{Result, Row, Sizes, leapcraft_cli, mib, no_cli, process_cpu_time};
 
 /// How long a step (the broker starting, a poll, the broker filling) may take.
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -321,13 +321,7 @@ fn ms(d: Duration) -> String {
 }
 
 pub(crate) async fn figure(s: &Sizes, exe: &Path) -> Result<Vec<Row>> {
-    if !s.quick {
-        build_leapcraft()?;
-    }
-    let cli = leapcraft_binary(exe).ok_or(
-        "figure 9 runs the leapcraft binary, which is not beside this one: \
-         build it with `cargo build --release -p leapcraft-cli`",
-    )?;
+    let cli = leapcraft_cli(s, exe)?.ok_or_else(|| no_cli("9"))?;
     let packages = python_packages(exe)?;
     let n = s.mqtt_devices;
     let fake = FakeServer::builder()

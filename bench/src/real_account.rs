@@ -1,16 +1,18 @@
 //! Figure 8: `leapcraft latest --all` through the binary on the fake set up as a real account:
 //! several pages of devices, a server limit (`429` + `Retry-After: 1` beyond it), tokens
-//! that expire after 5 s and 2 % faults of every kind (a few `429`s among them); and, with no
-//! server limit, the client's own `--max-rps`. Each run is timed against the ideal, the
-//! devices over the rate (`n / rate` s), and the server limit's refusals are counted as a
-//! share of all requests (the injected `429` faults apart).
+//! that expire after 5 s and 2 % faults of every kind (a few `429`s among them); then
+//! `leapcraft serve` on the same account; and, with no server limit, the client's own
+//! `--max-rps`. Each `latest` run is timed against the ideal, the devices over the rate
+//! (`n / rate` s), and the server limit's refusals are counted as a share of all requests
+//! (the injected `429` faults apart); `serve` must have every device after its first poll.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use leapcraft_fake::{FakeServer, FaultKind, RateLimit};
+use leapcraft_fake::{FakeServer, FakeServerBuilder, FaultKind, RateLimit};
 
-use crate::{Result, Row, Sizes, build_leapcraft, leapcraft_binary, secs};
+use crate::exporter::{Exporter, count, value};
+use crate::{Result, Row, Sizes, leapcraft_cli, no_cli, secs};
 
 /// Calls at once, as a user would run it.
 const CONCURRENCY: &str = "32";
@@ -63,22 +65,10 @@ async fn latest_all(cli: &std::path::Path, fake: &FakeServer, extra: &[&str]) ->
     Ok(elapsed)
 }
 
-pub(crate) async fn figure(s: &Sizes, exe: &std::path::Path) -> Result<Vec<Row>> {
-    let (devices, fixed_devices) = if s.quick { (300, 300) } else { (2_500, 2_000) };
-    let (limit, fixed_rate) = (150.0, 90.0);
-    if !s.quick {
-        build_leapcraft()?;
-    }
-    let Some(cli) = leapcraft_binary(exe) else {
-        return Err(
-            "figure 8 runs the leapcraft binary, which is not beside this one: \
-                    build it with `cargo build --release -p leapcraft-cli`"
-                .into(),
-        );
-    };
-    let mut rows = Vec::new();
-
-    let fake = FakeServer::builder()
+/// The fake as a real account: `devices` over several pages, a server limit of `limit`
+/// requests a second, tokens that expire after 5 s and 2 % faults of every kind.
+fn account(devices: usize, limit: f64) -> FakeServerBuilder {
+    FakeServer::builder()
         .devices(devices)
         .latency(LATENCY)
         .precise_latency(true)
@@ -86,8 +76,15 @@ pub(crate) async fn figure(s: &Sizes, exe: &std::path::Path) -> Result<Vec<Row>>
         .token_ttl(Duration::from_secs(5))
         .fault_rate(0.02)
         .fault_kinds(FaultKind::ALL)
-        .start()
-        .await?;
+}
+
+pub(crate) async fn figure(s: &Sizes, exe: &std::path::Path) -> Result<Vec<Row>> {
+    let (devices, fixed_devices) = if s.quick { (300, 300) } else { (2_500, 2_000) };
+    let (limit, fixed_rate) = (150.0, 90.0);
+    let cli = leapcraft_cli(s, exe)?.ok_or_else(|| no_cli("8"))?;
+    let mut rows = Vec::new();
+
+    let fake = account(devices, limit).start().await?;
     let elapsed = latest_all(&cli, &fake, &[]).await?;
     let ideal = Duration::from_secs_f64(devices as f64 / limit);
     let c = fake.counters();
@@ -122,6 +119,33 @@ pub(crate) async fn figure(s: &Sizes, exe: &std::path::Path) -> Result<Vec<Row>>
         met: Some(share <= 0.15),
     });
     fake.shutdown().await;
+
+    // `serve` on the same account, its readings fresh (older ones are dropped as stale).
+    let fake = account(devices, limit).fresh_readings(true).start().await?;
+    let exporter = Exporter::start(&cli, &fake, CONCURRENCY.parse()?)?;
+    exporter.wait_healthy(Duration::from_secs(600)).await?;
+    let (_, scrape) = exporter.get("/metrics").await?;
+    drop(exporter);
+    let c = fake.counters();
+    fake.shutdown().await;
+    let read = count(&scrape, "leapcraft_reading_timestamp_seconds");
+    let failed = value(&scrape, "leapcraft_poll_failed_devices").unwrap_or(f64::NAN);
+    let poll = value(&scrape, "leapcraft_poll_duration_seconds").unwrap_or(f64::NAN);
+    rows.push(Row {
+        id: "8",
+        what: format!(
+            "leapcraft serve --concurrency {CONCURRENCY} on the same account: devices on /metrics after its first poll"
+        ),
+        measured: format!(
+            "{read} of {devices} after a poll of {poll:.1} s, {failed} failed ({} requests, {} token exchanges, {} faults)",
+            c.requests.total(),
+            c.token_exchanges,
+            c.faults.total()
+        ),
+        figure: format!("{read} of {devices}"),
+        target: "every device in one poll".into(),
+        met: Some(read == devices && failed == 0.0),
+    });
 
     let fake = FakeServer::builder()
         .devices(fixed_devices)

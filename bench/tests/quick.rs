@@ -29,6 +29,8 @@ fn quick_mode_runs_and_prints_every_figure() {
         // Measured where the `leapcraft` binary is built (as by `cargo test --workspace`).
         "| 6 | leapcraft serve",
         "| 7 | leapcraft latest --all, 64 devices",
+        "| 8 | leapcraft latest --all --concurrency 32, 300 devices",
+        "| 8 | leapcraft serve --concurrency 32 on the same account",
         "- Machine: ",
     ] {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
