@@ -10,6 +10,10 @@
 //! After a (re)connect, or when Home Assistant announces itself, [`Mirror::forget`] makes the
 //! next plan publish everything again: a broker restarted without persistence, or a Home
 //! Assistant started after the bridge, has none of it.
+//!
+//! What the broker held when the bridge connected ([`Mirror::found`]) is cleared too, once
+//! the devices were listed, for every device no longer in the account: one removed while the
+//! bridge was down.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
@@ -17,6 +21,7 @@ use std::time::{Duration, SystemTime};
 use leapcraft_ext::PhysicalId;
 
 use super::discovery::{self, Metric, Node};
+use super::retained::{self, Retained};
 use super::topics::Topics;
 use crate::poll::store::{MAX_OTHER_METRICS, State};
 
@@ -51,6 +56,10 @@ pub struct Mirror {
     /// Home Assistant's `expire_after` for every sensor.
     expire_after: Duration,
     devices: BTreeMap<PhysicalId, Published>,
+    /// The retained topics the broker held, by device segment, until the devices are listed.
+    found: BTreeMap<String, BTreeSet<String>>,
+    /// How many topics `found` holds.
+    found_topics: usize,
 }
 
 /// What a plan does, for the log.
@@ -71,7 +80,27 @@ impl Mirror {
             topics,
             expire_after,
             devices: BTreeMap::new(),
+            found: BTreeMap::new(),
+            found_topics: 0,
         }
+    }
+
+    /// Takes note of a retained message the broker held, to clear it once the devices are
+    /// listed if its device is not among them. `false` when the mirror holds as many as it
+    /// keeps: the message is not kept.
+    pub fn found(&mut self, retained: Retained) -> bool {
+        if self.found_topics >= retained::MAX_TOPICS {
+            return false;
+        }
+        if self
+            .found
+            .entry(retained.device)
+            .or_default()
+            .insert(retained.topic)
+        {
+            self.found_topics += 1;
+        }
+        true
     }
 
     /// Takes it that the broker holds nothing: the next plan publishes every sensor and
@@ -146,6 +175,8 @@ impl Mirror {
             }
         }
         if state.devices_listed {
+            // What the devices gone since the last plan cleared: their topics, their segments.
+            let (mut cleared, mut removed) = (BTreeSet::new(), BTreeSet::new());
             let gone: Vec<PhysicalId> = self
                 .devices
                 .keys()
@@ -156,18 +187,41 @@ impl Mirror {
                 let Some(published) = self.devices.remove(&id) else {
                     continue;
                 };
-                for metric in &published.metrics {
+                let configs = published
+                    .metrics
+                    .iter()
+                    .map(|metric| published.node.config_topic(&self.topics, metric));
+                for topic in configs.chain([self.topics.state(&published.node.id)]) {
+                    cleared.insert(topic.clone());
                     messages.push(Message {
-                        topic: published.node.config_topic(&self.topics, metric),
+                        topic,
                         payload: String::new(),
                     });
                 }
-                messages.push(Message {
-                    topic: self.topics.state(&published.node.id),
-                    payload: String::new(),
-                });
+                removed.insert(published.node.id);
                 counts.removed += 1;
             }
+            let listed: BTreeSet<String> =
+                self.devices.values().map(|p| p.node.id.clone()).collect();
+            for (device, topics) in std::mem::take(&mut self.found) {
+                if listed.contains(&device) {
+                    continue;
+                }
+                let before = messages.len();
+                messages.extend(
+                    topics
+                        .into_iter()
+                        .filter(|t| !cleared.contains(t))
+                        .map(|topic| Message {
+                            topic,
+                            payload: String::new(),
+                        }),
+                );
+                if messages.len() > before && removed.insert(device) {
+                    counts.removed += 1;
+                }
+            }
+            self.found_topics = 0;
         }
         (messages, counts)
     }
@@ -350,6 +404,78 @@ mod tests {
             configs += mirror.plan(&store.read(), now(), HOUR).1.configs;
         }
         assert_eq!(configs, MAX_SENSORS);
+    }
+
+    #[test]
+    fn what_the_broker_held_of_devices_gone_is_cleared_once_listed() {
+        let store = Store::new(Duration::from_secs(60), HOUR);
+        let mut mirror = Mirror::new(topics(), HOUR);
+        let found = |mirror: &mut Mirror, device: &str, topic: &str| {
+            assert!(mirror.found(Retained {
+                device: device.into(),
+                topic: topic.into(),
+            }));
+        };
+        for (device, topic) in [
+            ("a", "ha/sensor/leapcraft_a/co2/config"),
+            ("a", "lc/a/state"),
+            ("z-3a1", "ha/sensor/leapcraft_z-3a1/co2/config"),
+            ("z-3a1", "ha/sensor/leapcraft_z-3a1/co2/config"),
+            ("z-3a1", "lc/z-3a1/state"),
+        ] {
+            found(&mut mirror, device, topic);
+        }
+        // Not listed yet: nothing is known to be gone.
+        assert_eq!(mirror.plan(&store.read(), now(), HOUR).0, []);
+
+        store.set_devices(&[device("a", "A"), device("b", "B")]);
+        store.set_reading(&id("b"), &reading("2026-03-01T10:00:00Z", None, None));
+        let (messages, counts) = mirror.plan(&store.read(), now(), HOUR);
+        assert_eq!(
+            topics_of(&messages),
+            [
+                "+ha/sensor/leapcraft_b/temperature/config",
+                "+lc/b/state",
+                "-ha/sensor/leapcraft_z-3a1/co2/config",
+                "-lc/z-3a1/state",
+            ]
+        );
+        assert_eq!(counts.removed, 1);
+        assert_eq!(
+            mirror.plan(&store.read(), now(), HOUR).0,
+            [],
+            "cleared once"
+        );
+
+        // Read again on a reconnect while `b` leaves: each of its topics cleared once.
+        found(&mut mirror, "b", "lc/b/state");
+        found(&mut mirror, "b", "ha/sensor/leapcraft_b/other_voc/config");
+        store.set_devices(&[device("a", "A")]);
+        let (messages, counts) = mirror.plan(&store.read(), now(), HOUR);
+        assert_eq!(
+            topics_of(&messages),
+            [
+                "-ha/sensor/leapcraft_b/temperature/config",
+                "-lc/b/state",
+                "-ha/sensor/leapcraft_b/other_voc/config",
+            ]
+        );
+        assert_eq!(counts.removed, 1);
+    }
+
+    #[test]
+    fn what_the_broker_held_is_kept_up_to_a_bound() {
+        let mut mirror = Mirror::new(topics(), HOUR);
+        for i in 0..retained::MAX_TOPICS {
+            assert!(mirror.found(Retained {
+                device: "z".into(),
+                topic: format!("lc/z{i}/state"),
+            }));
+        }
+        assert!(!mirror.found(Retained {
+            device: "z".into(),
+            topic: "lc/one-more/state".into(),
+        }));
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! `leapcraft mqtt`: the readings on an MQTT broker, with Home Assistant discovery. The shared
 //! poller ([`crate::poll`]) keeps the [`Store`]; the bridge publishes it after each poll
 //! ([`session`]): a retained discovery config per sensor and a retained JSON state per device
-//! ([`discovery`]), only what changed ([`mirror`]), on topics made safe ([`topics`]), to the
+//! ([`discovery`]), only what changed ([`mirror`]), clearing what the broker held of devices
+//! gone ([`retained`]), on topics made safe ([`topics`]), to the
 //! broker given ([`broker`]). `serve --mqtt URL` runs the same bridge beside the exporter.
 
 pub mod broker;
 pub mod discovery;
 pub mod mirror;
+pub mod retained;
 pub mod session;
 pub mod topics;
 

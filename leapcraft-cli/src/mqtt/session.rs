@@ -2,6 +2,9 @@
 //! after each poll, publish everything again on each reconnect and whenever Home Assistant
 //! announces itself, and on stop say `offline` and disconnect.
 //!
+//! On each connection the bridge also reads what the broker holds of it ([`retained`]), so
+//! that the devices removed from the account while it was down are cleared.
+//!
 //! Two tasks share the work, and neither waits for the other: the *driver* polls rumqttc's
 //! event loop (which does the network I/O) and reports the link's state on a `watch`
 //! channel; the *publisher* (this module's [`run`]) plans messages from the store
@@ -11,6 +14,7 @@
 //! Whether a connection error is final, and how long to wait before the next attempt, are
 //! pure functions ([`classify`], [`backoff`]), tested as tables.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rumqttc::{
@@ -22,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::broker::{Broker, Connection, OFFLINE, ONLINE};
 use super::mirror::{Message, Mirror};
+use super::retained::{self, Retained};
 use super::topics::Topics;
 use crate::error::Failure;
 use crate::poll::Store;
@@ -47,6 +52,10 @@ struct Link {
     up: bool,
     /// Times Home Assistant said `online` on its status topic.
     births: u64,
+    /// Times the broker's retained messages were read to the end, one per connection.
+    reads: u64,
+    /// The bridge's retained messages of the last read (at most [`retained::MAX_TOPICS`]).
+    retained: Arc<Vec<Retained>>,
     /// A connection error that no retry can mend.
     fatal: Option<Fatal>,
 }
@@ -131,16 +140,11 @@ pub async fn run(
     let broker = connection.broker.clone();
     let (client, eventloop) = AsyncClient::new(options, QUEUE);
     let (link_tx, mut link) = watch::channel(Link::default());
-    let driver = tokio::spawn(drive(
-        eventloop,
-        link_tx,
-        broker.clone(),
-        topics.home_assistant_status(),
-    ));
+    let driver = tokio::spawn(drive(eventloop, link_tx, broker.clone(), topics.clone()));
 
     let mut mirror = Mirror::new(topics.clone(), store.stale_after());
     let mut polls = store.subscribe();
-    let (mut connects, mut births) = (0, 0);
+    let (mut connects, mut births, mut reads) = (0, 0, 0);
     // Whether the store changed since the last plan.
     let mut due = false;
     tracing::info!(broker = %broker, "connecting to the broker");
@@ -153,15 +157,32 @@ pub async fn run(
         if now.connects != connects {
             connects = now.connects;
             everything = true;
-            let subscribed = client
-                .subscribe(topics.home_assistant_status(), QoS::AtLeastOnce)
-                .await;
-            let online = client
-                .publish(topics.availability(), QoS::AtLeastOnce, true, ONLINE)
-                .await;
-            if subscribed.is_err() || online.is_err() {
+            if start_session(&client, &topics, connects).await.is_err() {
                 break Err(ended(&link));
             }
+        }
+        if now.reads != reads {
+            reads = now.reads;
+            let kept = now
+                .retained
+                .iter()
+                .take_while(|r| mirror.found((*r).clone()))
+                .count();
+            if kept < now.retained.len() {
+                tracing::warn!(
+                    "the broker holds more than {} retained messages of the bridge: those \
+                     beyond are not cleared when their device leaves the account",
+                    retained::MAX_TOPICS
+                );
+            }
+            tracing::info!(
+                messages = now.retained.len(),
+                "read what the broker holds of the bridge"
+            );
+            if end_read(&client, &topics).await.is_err() {
+                break Err(ended(&link));
+            }
+            due = true;
         }
         if now.births != births {
             births = now.births;
@@ -233,6 +254,53 @@ fn ended(link: &watch::Receiver<Link>) -> Failure {
     )
 }
 
+/// What the bridge does on each connection: listen to Home Assistant's status, start reading
+/// what the broker holds of it (the [`retained::filters`], ended by the marker of connection
+/// `connects`), and say `online`. The read is at QoS 0: a broker queues only so many QoS 1
+/// messages for a client (Mosquitto, 1,000) and drops the rest.
+async fn start_session(
+    client: &AsyncClient,
+    topics: &Topics,
+    connects: u64,
+) -> Result<(), rumqttc::ClientError> {
+    let read = retained::filters(topics)
+        .into_iter()
+        .chain([retained::marker_topic(topics)])
+        .map(|path| rumqttc::SubscribeFilter::new(path, QoS::AtMostOnce));
+    client
+        .subscribe_many(
+            [rumqttc::SubscribeFilter::new(
+                topics.home_assistant_status(),
+                QoS::AtLeastOnce,
+            )]
+            .into_iter()
+            .chain(read),
+        )
+        .await?;
+    client
+        .publish(
+            retained::marker_topic(topics),
+            QoS::AtMostOnce,
+            false,
+            retained::marker(connects),
+        )
+        .await?;
+    client
+        .publish(topics.availability(), QoS::AtLeastOnce, true, ONLINE)
+        .await
+}
+
+/// Ends the read of what the broker holds: the bridge does not get its own messages back.
+async fn end_read(client: &AsyncClient, topics: &Topics) -> Result<(), rumqttc::ClientError> {
+    for filter in retained::filters(topics)
+        .into_iter()
+        .chain([retained::marker_topic(topics)])
+    {
+        client.unsubscribe(filter).await?;
+    }
+    Ok(())
+}
+
 /// Hands `messages` to the client, in order, all retained.
 async fn send(client: &AsyncClient, messages: Vec<Message>) -> Result<(), rumqttc::ClientError> {
     for message in messages {
@@ -249,16 +317,23 @@ async fn drive(
     mut eventloop: EventLoop,
     link: watch::Sender<Link>,
     broker: Broker,
-    home_assistant_status: String,
+    topics: Topics,
 ) {
+    let home_assistant_status = topics.home_assistant_status();
+    let marker_topic = retained::marker_topic(&topics);
     let mut failures = 0u32;
+    let mut connects = 0;
+    // The bridge's retained messages read on this connection so far.
+    let mut read = Vec::new();
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Incoming::ConnAck(_))) => {
                 tracing::info!(broker = %broker, "connected to the broker");
                 failures = 0;
+                connects += 1;
+                read.clear();
                 link.send_modify(|l| {
-                    l.connects += 1;
+                    l.connects = connects;
                     l.up = true;
                 });
             }
@@ -267,6 +342,23 @@ async fn drive(
             {
                 tracing::info!("Home Assistant is online: publishing discovery and state again");
                 link.send_modify(|l| l.births += 1);
+            }
+            Ok(Event::Incoming(Incoming::Publish(publish))) if publish.retain => {
+                if read.len() < retained::MAX_TOPICS
+                    && let Some(r) = retained::of_bridge(&topics, &publish.topic, &publish.payload)
+                {
+                    read.push(r);
+                }
+            }
+            Ok(Event::Incoming(Incoming::Publish(publish)))
+                if publish.topic == marker_topic
+                    && publish.payload == retained::marker(connects).as_bytes() =>
+            {
+                let read = Arc::new(std::mem::take(&mut read));
+                link.send_modify(|l| {
+                    l.reads += 1;
+                    l.retained = read;
+                });
             }
             Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
             Ok(_) => {}

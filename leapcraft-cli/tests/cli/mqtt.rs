@@ -513,6 +513,72 @@ async fn a_device_gone_from_the_account_is_removed_from_home_assistant() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_gone_while_the_bridge_was_down_are_removed_when_it_starts() {
+    if !broker_available("devices_gone_while_the_bridge_was_down_are_removed_when_it_starts") {
+        return;
+    }
+    let broker = Mosquitto::start("allow_anonymous true").unwrap();
+    let mut watcher = Watcher::connect(broker.port(), None).await;
+    let before = fake(6).await;
+    let held = expected(&before);
+    let daemon = bridge(&before, &broker.url(), &["--interval", "1h"], &[]);
+    watcher
+        .until("the first account's devices", |t| {
+            holds_everything(t, &held)
+        })
+        .await;
+    assert!(daemon.stop().success());
+    // What other publishers keep on the broker: another bridge's discovery (its own
+    // availability), another integration's.
+    let others = [
+        (
+            "homeassistant/sensor/leapcraft_other/co2/config",
+            r#"{"name":"CO2","availability_topic":"elsewhere/bridge/availability"}"#,
+        ),
+        (
+            "homeassistant/sensor/zigbee_x/temperature/config",
+            r#"{"name":"T"}"#,
+        ),
+        ("elsewhere/other/state", "{}"),
+    ];
+    for (topic, payload) in others {
+        watcher.publish(topic, payload, true).await;
+    }
+
+    // The account has other devices when the bridge starts again.
+    let after = fake(3).await;
+    let now = expected(&after);
+    let gone: Vec<&String> = held.keys().filter(|id| !now.contains_key(*id)).collect();
+    assert!(!gone.is_empty());
+    let daemon = bridge(&after, &broker.url(), &["--interval", "1h"], &[]);
+    daemon
+        .wait_log("read what the broker holds of the bridge")
+        .await;
+    watcher
+        .until("the devices gone cleared, the account's there", |t| {
+            holds_everything(t, &now)
+                && gone.iter().all(|id| {
+                    !t.contains_key(&format!("leapcraft/{}/state", segment(id)))
+                        && !held[*id]
+                            .keys()
+                            .any(|m| t.contains_key(&config_topic(id, m)))
+                })
+        })
+        .await;
+    for (topic, payload) in others {
+        assert_eq!(watcher.topics.get(topic).map(String::as_str), Some(payload));
+    }
+    // And the log says how many were removed.
+    let removed = daemon
+        .wait_log(&format!("removed_devices={}", gone.len()))
+        .await;
+    assert!(
+        removed.contains("published discovery and state"),
+        "{removed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_the_broker_refuses_end_the_bridge_and_are_never_shown() {
     if !broker_available("credentials_the_broker_refuses_end_the_bridge_and_are_never_shown") {
         return;
