@@ -355,11 +355,11 @@ impl Pipeline {
             tracing::debug!(
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 error = outcome.as_ref().err().map(describe),
-                "{} {} {} in {} ms",
+                "{} {}{} in {} ms",
                 call.operation,
                 status.map_or_else(|| "no answer".to_owned(), |s| s.as_u16().to_string()),
                 if attempt > 1 {
-                    format!("(attempt {attempt})")
+                    format!(" (attempt {attempt})")
                 } else {
                     String::new()
                 },

@@ -14,7 +14,7 @@
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -122,14 +122,9 @@ impl ExportFile {
             return export.recording(query);
         }
 
-        let mut bytes = Vec::new();
-        export
-            .file
-            .read_to_end(&mut bytes)
-            .map_err(|e| fail(format!("cannot read it: {e}")))?;
         let scan = match format {
-            FileFormat::Csv => scan_csv(&bytes),
-            FileFormat::Jsonl => scan_jsonl(&bytes),
+            FileFormat::Csv => scan_csv(&export.file),
+            FileFormat::Jsonl => scan_jsonl(&export.file),
         }
         .map_err(|why| {
             fail(format!(
@@ -274,103 +269,138 @@ struct Scan {
     rows: bool,
 }
 
-/// Where each device's rows start, in file order: `(byte offset, device)`.
-type Rows = Vec<(u64, String)>;
+/// The rows of a file, device by device as they are read, folded into a [`Scan`]: memory
+/// grows with the devices, not with the file.
+#[derive(Default)]
+struct Devices {
+    held: HashSet<String>,
+    /// The device whose rows are being read, and where they start.
+    last: Option<(u64, String)>,
+    /// Whether a row was read.
+    rows: bool,
+}
 
-/// The devices of `rows` (each device's rows together, each device once), but the last one,
-/// which may be incomplete: the file is kept up to where it starts (or up to `end` without
-/// rows).
-fn without_last_device(rows: Rows, end: u64) -> Result<Scan, String> {
-    let any = !rows.is_empty();
-    let mut held = HashSet::new();
-    let mut last: Option<(u64, String)> = None;
-    for (start, id) in rows {
-        match &last {
-            Some((_, current)) if *current == id => continue,
-            _ => {}
+impl Devices {
+    /// A row of device `id` starting at byte `start`: each device's rows must be together.
+    fn row(&mut self, start: u64, id: &str) -> Result<(), String> {
+        self.rows = true;
+        if self.last.as_ref().is_some_and(|(_, current)| current == id) {
+            return Ok(());
         }
-        if let Some((_, previous)) = last.take() {
-            held.insert(previous);
+        if let Some((_, previous)) = self.last.take() {
+            self.held.insert(previous);
         }
-        if held.contains(&id) {
+        if self.held.contains(id) {
             return Err(format!("it holds rows of device `{id}` in two places"));
         }
-        last = Some((start, id));
+        self.last = Some((start, id.to_owned()));
+        Ok(())
     }
-    Ok(Scan {
-        held,
-        keep: last.map_or(end, |(start, _)| start),
-        rows: any,
-    })
+
+    /// The devices read, but the last one, which may be incomplete: the file is kept up to
+    /// where it starts (or up to `end` without rows).
+    fn scan(self, end: u64) -> Scan {
+        Scan {
+            held: self.held,
+            keep: self.last.map_or(end, |(start, _)| start),
+            rows: self.rows,
+        }
+    }
+}
+
+/// A reader that remembers the last byte it gave: whether a file ends with a line break.
+struct Tail<R> {
+    inner: R,
+    last: Option<u8>,
+}
+
+impl<R: Read> Read for Tail<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            self.last = Some(buf[n - 1]);
+        }
+        Ok(n)
+    }
 }
 
 /// Scans a CSV export: header, then rows of 4 cells. A row cut short at the end (no final
 /// line break, or fewer cells) is dropped with its device.
-fn scan_csv(bytes: &[u8]) -> Result<Scan, String> {
-    if !bytes.contains(&b'\n') && CSV_HEADER.starts_with(bytes) {
-        // Cut while the header was written.
-        return Ok(Scan {
-            held: HashSet::new(),
-            keep: 0,
-            rows: false,
-        });
-    }
+fn scan_csv(file: impl Read) -> Result<Scan, String> {
+    let mut tail = Tail {
+        inner: file,
+        last: None,
+    };
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .from_reader(bytes);
+        .from_reader(&mut tail);
+    let not_csv = |e: csv::Error| format!("it is not CSV ({e})");
     let mut record = csv::ByteRecord::new();
-    let mut header = true;
-    let mut header_end = 0;
-    let mut rows: Vec<(u64, String, usize)> = Vec::new();
-    while reader
-        .read_byte_record(&mut record)
-        .map_err(|e| format!("it is not CSV ({e})"))?
-    {
-        let start = record.position().map_or(0, |p| p.byte());
-        if header {
-            if record.iter().ne(CSV_COLUMNS.iter().map(|c| c.as_bytes())) {
-                return Err("its first line is not `physical_id,timestamp,metric,value`".to_owned());
-            }
-            header = false;
-            header_end = reader.position().byte();
-            continue;
+    if !reader.read_byte_record(&mut record).map_err(not_csv)? {
+        return Ok(Devices::default().scan(0));
+    }
+    if record.iter().ne(CSV_COLUMNS.iter().map(|c| c.as_bytes())) {
+        let first = record.iter().collect::<Vec<_>>().join(&b","[..]);
+        let only_line = !reader.read_byte_record(&mut record).map_err(not_csv)?;
+        drop(reader);
+        if only_line && tail.last != Some(b'\n') && CSV_HEADER.starts_with(&first[..]) {
+            // Cut while the header was written.
+            return Ok(Devices::default().scan(0));
         }
+        return Err("its first line is not `physical_id,timestamp,metric,value`".to_owned());
+    }
+    // Where rows start: after the header's line break (a file cut before it holds none).
+    let header_end = Some(reader.position().byte()).filter(|&end| end == CSV_HEADER.len() as u64);
+    let mut devices = Devices::default();
+    // The last row read, held back until it is known not to be one cut short at the end.
+    let mut pending: Option<(u64, String, usize)> = None;
+    while reader.read_byte_record(&mut record).map_err(not_csv)? {
+        if let Some((start, id, cells)) = pending.take() {
+            if cells != CSV_COLUMNS.len() {
+                return Err(format!("the row at byte {start} does not have 4 cells"));
+            }
+            devices.row(start, &id)?;
+        }
+        let start = record.position().map_or(0, |p| p.byte());
         let id = String::from_utf8_lossy(record.get(0).unwrap_or_default()).into_owned();
-        rows.push((start, id, record.len()));
+        pending = Some((start, id, record.len()));
     }
-    let cut_short = !bytes.ends_with(b"\n") || rows.last().is_some_and(|r| r.2 != 4);
-    if cut_short {
-        rows.pop();
+    drop(reader);
+    if let Some((start, id, cells)) = pending
+        && cells == CSV_COLUMNS.len()
+        && tail.last == Some(b'\n')
+    {
+        devices.row(start, &id)?;
     }
-    if let Some(row) = rows.iter().find(|r| r.2 != 4) {
-        return Err(format!("the row at byte {} does not have 4 cells", row.0));
-    }
-    let rows = rows.into_iter().map(|(start, id, _)| (start, id)).collect();
-    without_last_device(rows, header_end)
+    Ok(devices.scan(header_end.unwrap_or(0)))
 }
 
 /// Scans a JSON Lines export: one object with a `physical_id` per line. A line cut short at
 /// the end is dropped with its device.
-fn scan_jsonl(bytes: &[u8]) -> Result<Scan, String> {
-    let mut rows = Vec::new();
-    let mut start = 0;
-    for line in bytes.split_inclusive(|&b| b == b'\n') {
-        let offset = start as u64;
-        start += line.len();
-        let Some(line) = line.strip_suffix(b"\n") else {
-            // The last line, cut short.
+fn scan_jsonl(file: impl Read) -> Result<Scan, String> {
+    let mut reader = io::BufReader::new(file);
+    let mut devices = Devices::default();
+    let (mut line, mut offset) = (Vec::new(), 0u64);
+    loop {
+        line.clear();
+        let read = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| format!("cannot read it: {e}"))?;
+        let Some(object) = line.strip_suffix(b"\n") else {
+            // The end, or the last line, cut short.
             break;
         };
-        let value: Value = serde_json::from_slice(line)
+        let value: Value = serde_json::from_slice(object)
             .map_err(|e| format!("line at byte {offset} is not JSON ({e})"))?;
         let id = value
             .get("physical_id")
             .and_then(Value::as_str)
             .ok_or_else(|| format!("line at byte {offset} has no physical_id"))?;
-        rows.push((offset, id.to_owned()));
+        devices.row(offset, id)?;
+        offset += read as u64;
     }
-    without_last_device(rows, 0)
+    Ok(devices.scan(0))
 }
 
 #[cfg(test)]
@@ -432,10 +462,10 @@ mod tests {
 
     #[test]
     fn foreign_or_duplicated_files_are_refused() {
-        assert!(scan_csv(b"name,value\nx,1\n").is_err());
+        assert!(scan_csv(&b"name,value\nx,1\n"[..]).is_err());
         let twice = format!("{CSV}A,2026-03-03T00:00:00.000Z,co2,1\nD,x,co2,1\n");
         assert!(scan_csv(twice.as_bytes()).is_err());
-        assert!(scan_jsonl(b"{\"physical_id\":\"A\"}\nnot json\n").is_err());
+        assert!(scan_jsonl(&b"{\"physical_id\":\"A\"}\nnot json\n"[..]).is_err());
     }
 
     #[test]
