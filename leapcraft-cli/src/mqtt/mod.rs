@@ -36,7 +36,9 @@ pub const PASSWORD_ENV: &str = "LEAPCRAFT_MQTT_PASSWORD";
     The password comes from --password-file or LEAPCRAFT_MQTT_PASSWORD, never from a flag.\n\
     Topics: <discovery-prefix>/sensor/leapcraft_<device>/<metric>/config (retained discovery), \
     <topic-prefix>/<device>/state (retained JSON: recorded_at and the metrics), \
-    <topic-prefix>/bridge/availability (online / offline).\n\n\
+    <topic-prefix>/bridge/availability (online / offline). On each connection the bridge reads \
+    the retained configs and states (at QoS 0, until a marker it sends itself on \
+    <topic-prefix>/bridge/retained-read) to clear the devices gone from the account.\n\n\
     Examples:\n  \
     leapcraft mqtt --broker mqtt://localhost\n  \
     LEAPCRAFT_MQTT_USERNAME=leapcraft LEAPCRAFT_MQTT_PASSWORD=... leapcraft mqtt --broker mqtts://broker.lan --ca-file ca.pem\n  \
