@@ -1,6 +1,7 @@
 //! What the workspace's tests share (dev-only, not published): [`Script`], a scripted HTTP
 //! server on 127.0.0.1 that answers each route from a queue of replies (so a test can say
-//! "503, then 503, then 200"), including broken replies that httpmock cannot give (a dropped
+//! "503, then 503, then 200") or from a handler written for the test, including broken
+//! replies that httpmock cannot give (a dropped
 //! connection, a truncated body, a body without end, no answer at all); [`RecordingSleep`],
 //! the one stand-in [`Sleep`](leapcraft_ext::Sleep), which records the waits instead of
 //! waiting; clients of the scripted server and of `leapcraft-fake`; and [`mocked`], a typed
@@ -11,6 +12,7 @@ mod mosquitto;
 pub use mosquitto::Mosquitto;
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -100,10 +102,15 @@ impl Seen {
     }
 }
 
+/// What answers a request no queue or fixed reply is for.
+type Handler =
+    Arc<dyn Fn(Seen) -> std::pin::Pin<Box<dyn Future<Output = Reply> + Send>> + Send + Sync>;
+
 #[derive(Default)]
 struct State {
     queues: HashMap<(String, String), VecDeque<Reply>>,
     fallback: HashMap<(String, String), Reply>,
+    handler: Option<Handler>,
     seen: Vec<Seen>,
 }
 
@@ -134,6 +141,24 @@ impl Script {
             }
         });
         Self { base, state, open }
+    }
+
+    /// A server that answers every request with `handler`, but those a queue
+    /// ([`push`](Self::push)) or a fixed reply ([`always`](Self::always)) is for. The handler
+    /// may take its time, or never answer.
+    pub async fn answering<F, Fut>(handler: F) -> Self
+    where
+        F: Fn(Seen) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Reply> + Send + 'static,
+    {
+        let script = Self::start().await;
+        script.state.lock().unwrap().handler = Some(Arc::new(move |seen| Box::pin(handler(seen))));
+        script
+    }
+
+    /// Every request received so far, in order.
+    pub fn requests(&self) -> Vec<Seen> {
+        self.state.lock().unwrap().seen.clone()
     }
 
     /// Waits until no connection is open.
@@ -188,13 +213,18 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
             return;
         };
         let key = (seen.method.clone(), seen.path().to_owned());
-        let reply = {
+        let scripted = {
             let mut state = state.lock().unwrap();
-            state.seen.push(seen);
+            state.seen.push(seen.clone());
             let queued = state.queues.get_mut(&key).and_then(VecDeque::pop_front);
             queued
                 .or_else(|| state.fallback.get(&key).cloned())
-                .unwrap_or_else(|| Reply::json(404, r#"{"message":"no such route"}"#))
+                .ok_or_else(|| state.handler.clone())
+        };
+        let reply = match scripted {
+            Ok(reply) => reply,
+            Err(Some(handler)) => handler(seen).await,
+            Err(None) => Reply::json(404, r#"{"message":"no such route"}"#),
         };
         let stall = matches!(reply, Reply::Stall { .. });
         match reply {

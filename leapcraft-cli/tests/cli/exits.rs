@@ -87,7 +87,7 @@ async fn a_device_list_that_cannot_be_read_exits_by_its_kind_before_any_reading(
 }
 
 /// A reading: `{"co2": 500}`.
-fn reading_ok() -> axum::response::Response {
+fn reading_ok() -> Reply {
     reply(200, serde_json::json!({"data": {"co2": 500}}))
 }
 

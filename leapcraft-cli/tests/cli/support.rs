@@ -1,21 +1,19 @@
 //! What the CLI tests share: the binary with a clean environment, readers of its output, and
 //! [`Scripted`], a purpose-built server for what the fake does not do (hostile text, extreme
-//! values, failures on one page, requests that never end).
+//! values, failures on one page, requests that never end): test-kit's [`Script`] answering
+//! from a handler, with the token exchange done for it.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use assert_cmd::Command;
-use axum::body::Bytes;
-use axum::http::{StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use futures::future::BoxFuture;
 use leapcraft_fake::FakeServer;
+pub use leapcraft_test_kit::Reply;
+use leapcraft_test_kit::Script;
 use serde_json::Value;
 
 /// What the environment of the binary in a test never holds: the user's own settings.
@@ -212,68 +210,57 @@ impl Req {
     }
 }
 
-type Handler = Arc<dyn Fn(Req) -> BoxFuture<'static, Response> + Send + Sync>;
-
 /// A server on 127.0.0.1 that exchanges [`KEY`] for a token and answers every other request
-/// with a handler written for the test. It records the requests, and stops when dropped.
+/// with a handler written for the test. It records the requests.
 pub struct Scripted {
-    base_url: String,
-    requests: Arc<Mutex<Vec<String>>>,
-    task: tokio::task::JoinHandle<()>,
+    script: Script,
 }
+
+/// The token exchange's path.
+const TOKEN_PATH: &str = "/v1/auth/client/token";
 
 impl Scripted {
     pub async fn start<F, Fut>(handler: F) -> Self
     where
         F: Fn(Req) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Response> + Send + 'static,
+        Fut: Future<Output = Reply> + Send + 'static,
     {
-        let handler: Handler = Arc::new(move |req| Box::pin(handler(req)));
-        let requests: Arc<Mutex<Vec<String>>> = Arc::default();
-        let seen = requests.clone();
-        let app = axum::Router::new()
-            .route(
-                "/v1/auth/client/token",
-                axum::routing::post(|body: Bytes| async move {
-                    let form: HashMap<String, String> =
-                        url_decoded(std::str::from_utf8(&body).unwrap_or_default());
-                    if form.get("api_key").map(String::as_str) == Some(KEY) {
-                        reply(200, serde_json::json!({"type": "bearer", "token": "tok"}))
+        let handler = Arc::new(handler);
+        let script = Script::answering(move |seen| {
+            let handler = handler.clone();
+            async move {
+                if seen.path() == TOKEN_PATH {
+                    let form = url_decoded(&seen.body);
+                    return if form.get("api_key").map(String::as_str) == Some(KEY) {
+                        Reply::token("tok")
                     } else {
                         reply(401, serde_json::json!({"message": "Invalid API key"}))
-                    }
-                }),
-            )
-            .fallback(move |uri: Uri| {
-                let handler = handler.clone();
-                seen.lock().unwrap().push(uri.to_string());
+                    };
+                }
+                let query = seen.target.split_once('?').map_or("", |(_, q)| q);
                 let req = Req {
-                    path: uri.path().to_owned(),
-                    query: url_decoded(uri.query().unwrap_or_default()),
+                    path: seen.path().to_owned(),
+                    query: url_decoded(query),
                 };
-                async move { handler(req).await }
-            });
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self {
-            base_url: format!("http://{addr}/v1"),
-            requests,
-            task,
-        }
+                handler(req).await
+            }
+        })
+        .await;
+        Self { script }
     }
 
     pub fn base_url(&self) -> &str {
-        &self.base_url
+        self.script.base_url()
     }
 
     /// The requests so far (path and query), the token exchange aside.
     pub fn requests(&self) -> Vec<String> {
-        self.requests.lock().unwrap().clone()
+        self.script
+            .requests()
+            .into_iter()
+            .filter(|seen| seen.path() != TOKEN_PATH)
+            .map(|seen| seen.target)
+            .collect()
     }
 
     /// How many requests had a path starting with `prefix`.
@@ -290,12 +277,6 @@ impl Scripted {
     }
 }
 
-impl Drop for Scripted {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 fn url_decoded(query: &str) -> HashMap<String, String> {
     url::form_urlencoded::parse(query.as_bytes())
         .into_owned()
@@ -303,17 +284,12 @@ fn url_decoded(query: &str) -> HashMap<String, String> {
 }
 
 /// A JSON response.
-pub fn reply(status: u16, body: Value) -> Response {
-    (
-        StatusCode::from_u16(status).unwrap(),
-        [("content-type", "application/json")],
-        body.to_string(),
-    )
-        .into_response()
+pub fn reply(status: u16, body: Value) -> Reply {
+    Reply::json(status, body.to_string())
 }
 
 /// The devices `ids` as `GET /devices` answers for `req` (paged by `page` and `limit`).
-pub fn device_page(ids: &[String], req: &Req) -> Response {
+pub fn device_page(ids: &[String], req: &Req) -> Reply {
     let limit = req.int("limit").unwrap_or(100);
     let page = req.int("page").unwrap_or(1);
     let items: Vec<Value> = if limit == -1 {
