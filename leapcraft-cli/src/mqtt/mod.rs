@@ -1,5 +1,5 @@
 //! `leapcraft mqtt`: the readings on an MQTT broker, with Home Assistant discovery. The shared
-//! poller ([`crate::poll`]) keeps the [`Store`]; the bridge publishes it after each poll
+//! poller ([`crate::poll`]) keeps the [`Store`](crate::poll::Store); the bridge publishes it after each poll
 //! ([`session`]): a retained discovery config per sensor and a retained JSON state per device
 //! ([`discovery`]), only what changed ([`mirror`]), clearing what the broker held of devices
 //! gone ([`retained`]), on topics made safe ([`topics`]), to the
@@ -20,7 +20,7 @@ use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Failure;
-use crate::poll::{self, PollArgs, Store};
+use crate::poll::PollArgs;
 
 pub use broker::Broker;
 
@@ -119,14 +119,8 @@ impl BridgeArgs {
 /// until the broker refuses it for good.
 pub async fn run(client: &Client, args: MqttArgs) -> Result<(), Failure> {
     let connection = args.bridge.connection(args.broker)?;
-    let store: Store = args.poll.store();
     let cancel = CancellationToken::new();
-    let poller = tokio::spawn(poll::poller::run(
-        client.clone(),
-        store.clone(),
-        args.poll.schedule(),
-        cancel.clone(),
-    ));
+    let (store, poller) = args.poll.start(client, &cancel);
     let bridge = session::run(store, connection, args.bridge.topics(), cancel.clone());
     let stop = crate::shutdown::cancel_on_request(&cancel);
     let (result, ()) = tokio::join!(

@@ -47,6 +47,23 @@ impl PollArgs {
     pub fn store(&self) -> Store {
         Store::new(self.interval, self.stale_after)
     }
+
+    /// Starts the poller of a long-running command: the store its outputs read, and the task
+    /// that fills it until `cancel`.
+    pub fn start(
+        &self,
+        client: &leapcraft_ext::Client,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> (Store, tokio::task::JoinHandle<()>) {
+        let store = self.store();
+        let task = tokio::spawn(poller::run(
+            client.clone(),
+            store.clone(),
+            self.schedule(),
+            cancel.clone(),
+        ));
+        (store, task)
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! `leapcraft serve`: a Prometheus exporter. The shared poller ([`crate::poll`]) keeps a
-//! [`Store`] of the account's devices, readings and notifications; the HTTP server ([`http`])
+//! [`Store`](crate::poll::Store) of the account's devices, readings and notifications; the HTTP server ([`http`])
 //! renders `/metrics` ([`exposition`]) and `/healthz` from it alone, so scrapes never spend
 //! the API's quota. With `--mqtt URL`, the MQTT bridge ([`crate::mqtt`]) publishes the same
 //! store. SIGTERM or Ctrl-C stop them all.
@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::Failure;
 use crate::mqtt::{BridgeArgs, Broker};
-use crate::poll::{self, PollArgs, Store};
+use crate::poll::PollArgs;
 
 /// Where `leapcraft serve` listens unless told otherwise. The Prometheus wiki's "Default port
 /// allocations" has no free port left in 9100-9999, where exporters used to go; this one is
@@ -55,15 +55,8 @@ pub async fn run(client: &Client, args: ServeArgs) -> Result<(), Failure> {
         .await
         .map_err(|e| Failure::Other(format!("cannot listen on {}: {e}", args.listen)))?;
     let addr = listener.local_addr()?;
-    let store: Store = args.poll.store();
     let cancel = CancellationToken::new();
-
-    let poller = tokio::spawn(poll::poller::run(
-        client.clone(),
-        store.clone(),
-        args.poll.schedule(),
-        cancel.clone(),
-    ));
+    let (store, poller) = args.poll.start(client, &cancel);
     let app = http::router(http::Shared {
         store: store.clone(),
         client: client.clone(),
