@@ -112,6 +112,25 @@ impl Mosquitto {
     }
 
     /// Its port on 127.0.0.1.
+    /// Freezes the broker (SIGSTOP): its connections stay open, and nothing is answered.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen broker run again (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("the broker runs");
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal}");
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }

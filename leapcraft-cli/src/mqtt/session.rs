@@ -157,8 +157,13 @@ pub async fn run(
         if now.connects != connects {
             connects = now.connects;
             everything = true;
-            if start_session(&client, &topics, connects).await.is_err() {
-                break Err(ended(&link));
+            // The client's queue may be full while the link is down again: a stop must not
+            // wait for it.
+            tokio::select! {
+                _ = cancel.cancelled() => break Ok(()),
+                started = start_session(&client, &topics, connects) => {
+                    if started.is_err() { break Err(ended(&link)) }
+                }
             }
         }
         if now.reads != reads {
@@ -179,8 +184,11 @@ pub async fn run(
                 messages = now.retained.len(),
                 "read what the broker holds of the bridge"
             );
-            if end_read(&client, &topics).await.is_err() {
-                break Err(ended(&link));
+            tokio::select! {
+                _ = cancel.cancelled() => break Ok(()),
+                ended_read = end_read(&client, &topics) => {
+                    if ended_read.is_err() { break Err(ended(&link)) }
+                }
             }
             due = true;
         }

@@ -579,6 +579,26 @@ async fn devices_gone_while_the_bridge_was_down_are_removed_when_it_starts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_does_not_wait_for_a_broker_that_stopped_answering() {
+    if !broker_available("a_stop_does_not_wait_for_a_broker_that_stopped_answering") {
+        return;
+    }
+    let broker = Mosquitto::start("allow_anonymous true").unwrap();
+    let fake = fake(300).await;
+    let daemon = bridge(&fake, &broker.url(), &["--interval", "1h"], &[]);
+    daemon
+        .wait_log("read what the broker holds of the bridge")
+        .await;
+    // Frozen before the first poll's 1,800 messages: the client's window and queue fill,
+    // and the bridge waits on the broker when SIGTERM comes.
+    broker.freeze();
+    daemon.wait_log("published discovery and state").await;
+    let status = daemon.stop();
+    broker.thaw();
+    assert!(status.success(), "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_the_broker_refuses_end_the_bridge_and_are_never_shown() {
     if !broker_available("credentials_the_broker_refuses_end_the_bridge_and_are_never_shown") {
         return;
