@@ -3,13 +3,13 @@
 //! ratio of the bound (token + first page + devices × latency / concurrency), beside the
 //! same work done in this process through the SDK alone.
 
-use std::process::Command;
 use std::time::Instant;
 
 use futures::TryStreamExt;
 
 use crate::{
-    Result, Row, Sizes, client_for, fake_with_latency, leapcraft_cli, median, no_cli, ratio, secs,
+    Result, Row, Sizes, client_for, fake_with_latency, latest_all, leapcraft_cli, median, no_cli,
+    ratio, secs,
 };
 
 /// The CLI's concurrency in figure 7.
@@ -42,28 +42,7 @@ pub(crate) async fn figure(s: &Sizes, exe: &std::path::Path) -> Result<Vec<Row>>
     let mut requests = 0;
     for _ in 0..s.cli_runs {
         fake.reset_counters();
-        let mut command = Command::new(&cli);
-        command
-            .env_remove("LEAPCRAFT_API_KEY")
-            .env_remove("LEAPCRAFT_BASE_URL")
-            .args(["--base-url", fake.base_url(), "--api-key", fake.api_key()])
-            .args(["--format", "json", "latest", "--all"])
-            .args(["--concurrency", &CLI_CONCURRENCY.to_string()]);
-        let t = Instant::now();
-        let output = tokio::task::spawn_blocking(move || command.output()).await??;
-        let elapsed = t.elapsed();
-        if !output.status.success() {
-            return Err(format!(
-                "leapcraft latest --all failed ({}): {}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr)
-            )
-            .into());
-        }
-        let readings: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout)?;
-        if readings.len() != n {
-            return Err(format!("leapcraft latest --all printed {} of {n}", readings.len()).into());
-        }
+        let elapsed = latest_all(&cli, &fake, CLI_CONCURRENCY, &[]).await?;
         ratios.push(ratio(elapsed, bound));
         requests = fake.counters().requests.total();
     }

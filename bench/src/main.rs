@@ -468,6 +468,51 @@ fn leapcraft_cli(s: &Sizes, exe: &std::path::Path) -> Result<Option<std::path::P
     Ok(path.is_file().then_some(path))
 }
 
+/// One run of `leapcraft latest --all --concurrency N` (after the options `extra`) against
+/// `fake`: its time, after checking that it printed every device once and exited 0.
+pub(crate) async fn latest_all(
+    cli: &std::path::Path,
+    fake: &FakeServer,
+    concurrency: u32,
+    extra: &[&str],
+) -> Result<Duration> {
+    let n = fake.dataset().device_count();
+    let mut command = Command::new(cli);
+    command
+        .env_remove("LEAPCRAFT_API_KEY")
+        .env_remove("LEAPCRAFT_BASE_URL")
+        .args(["--base-url", fake.base_url(), "--api-key", fake.api_key()])
+        .args(extra)
+        .args(["--format", "json", "latest", "--all"])
+        .args(["--concurrency", &concurrency.to_string()]);
+    let t = Instant::now();
+    let output = tokio::task::spawn_blocking(move || command.output()).await??;
+    let elapsed = t.elapsed();
+    if !output.status.success() {
+        return Err(format!(
+            "leapcraft latest --all failed ({}) after {}: {}",
+            output.status,
+            secs(elapsed),
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .into());
+    }
+    let readings: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout)?;
+    let ids: std::collections::HashSet<&str> = readings
+        .iter()
+        .filter_map(|r| r["physical_id"].as_str())
+        .collect();
+    if readings.len() != n || ids.len() != n {
+        return Err(format!(
+            "leapcraft latest --all printed {} readings of {} distinct devices, of {n}",
+            readings.len(),
+            ids.len()
+        )
+        .into());
+    }
+    Ok(elapsed)
+}
+
 /// The error of a figure that cannot run without the `leapcraft` binary.
 fn no_cli(figure: &str) -> BoxError {
     format!(

@@ -6,64 +6,17 @@
 //! (`n / rate` s), and the server limit's refusals are counted as a share of all requests
 //! (the injected `429` faults apart); `serve` must have every device after its first poll.
 
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use leapcraft_fake::{FakeServer, FakeServerBuilder, FaultKind, RateLimit};
 
 use crate::exporter::{Exporter, count, value};
-use crate::{Result, Row, Sizes, leapcraft_cli, no_cli, secs};
+use crate::{Result, Row, Sizes, latest_all, leapcraft_cli, no_cli, secs};
 
 /// Calls at once, as a user would run it.
-const CONCURRENCY: &str = "32";
+const CONCURRENCY: u32 = 32;
 /// What each request takes on the fake, as on a nearby API.
 const LATENCY: Duration = Duration::from_millis(20);
-
-/// One run of `leapcraft latest --all` against `fake`: its time, after checking that it
-/// printed every device once and exited 0.
-async fn latest_all(cli: &std::path::Path, fake: &FakeServer, extra: &[&str]) -> Result<Duration> {
-    let n = fake.dataset().device_count();
-    let mut command = Command::new(cli);
-    command
-        .env_remove("LEAPCRAFT_API_KEY")
-        .env_remove("LEAPCRAFT_BASE_URL")
-        .args(["--base-url", fake.base_url(), "--api-key", fake.api_key()])
-        .args(extra)
-        .args([
-            "--format",
-            "json",
-            "latest",
-            "--all",
-            "--concurrency",
-            CONCURRENCY,
-        ]);
-    let t = Instant::now();
-    let output = tokio::task::spawn_blocking(move || command.output()).await??;
-    let elapsed = t.elapsed();
-    if !output.status.success() {
-        return Err(format!(
-            "leapcraft latest --all failed ({}) after {}: {}",
-            output.status,
-            secs(elapsed),
-            String::from_utf8_lossy(&output.stderr)
-        )
-        .into());
-    }
-    let readings: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout)?;
-    let ids: std::collections::HashSet<&str> = readings
-        .iter()
-        .filter_map(|r| r["physical_id"].as_str())
-        .collect();
-    if readings.len() != n || ids.len() != n {
-        return Err(format!(
-            "leapcraft latest --all printed {} readings of {} distinct devices, of {n}",
-            readings.len(),
-            ids.len()
-        )
-        .into());
-    }
-    Ok(elapsed)
-}
 
 /// The fake as a real account: `devices` over several pages, a server limit of `limit`
 /// requests a second, tokens that expire after 5 s and 2 % faults of every kind.
@@ -85,7 +38,7 @@ pub(crate) async fn figure(s: &Sizes, exe: &std::path::Path) -> Result<Vec<Row>>
     let mut rows = Vec::new();
 
     let fake = account(devices, limit).start().await?;
-    let elapsed = latest_all(&cli, &fake, &[]).await?;
+    let elapsed = latest_all(&cli, &fake, CONCURRENCY, &[]).await?;
     let ideal = Duration::from_secs_f64(devices as f64 / limit);
     let c = fake.counters();
     let over_limit = c
@@ -122,7 +75,7 @@ pub(crate) async fn figure(s: &Sizes, exe: &std::path::Path) -> Result<Vec<Row>>
 
     // `serve` on the same account, its readings fresh (older ones are dropped as stale).
     let fake = account(devices, limit).fresh_readings(true).start().await?;
-    let exporter = Exporter::start(&cli, &fake, CONCURRENCY.parse()?)?;
+    let exporter = Exporter::start(&cli, &fake, CONCURRENCY as usize)?;
     exporter.wait_healthy(Duration::from_secs(600)).await?;
     let (_, scrape) = exporter.get("/metrics").await?;
     drop(exporter);
@@ -153,7 +106,13 @@ pub(crate) async fn figure(s: &Sizes, exe: &std::path::Path) -> Result<Vec<Row>>
         .precise_latency(true)
         .start()
         .await?;
-    let elapsed = latest_all(&cli, &fake, &["--max-rps", &fixed_rate.to_string()]).await?;
+    let elapsed = latest_all(
+        &cli,
+        &fake,
+        CONCURRENCY,
+        &["--max-rps", &fixed_rate.to_string()],
+    )
+    .await?;
     let ideal = Duration::from_secs_f64(fixed_devices as f64 / fixed_rate);
     let x = elapsed.as_secs_f64() / ideal.as_secs_f64();
     rows.push(Row {
